@@ -1,0 +1,1 @@
+"""EvoSpikeNet hub (see README)."""

@@ -1,0 +1,1 @@
+"""EvoSpikeNet serving (see README)."""
