@@ -1,0 +1,338 @@
+"""LightningDataModules: tiny Shakespeare, SST-2, MIT-BIH and the scikit-learn digits.
+
+Every module reads the project's data directory (``data_dir`` argument, else ``EVOSPIKENET_DATA_DIR``,
+else ``../shared/data``, else a ``FileNotFoundError`` that says what to do; see
+``evospikenet.data.paths``); SST-2 can also come from the Hugging Face hub (``source="hub"``). Loaders are
+``ResumableDataLoader``s, so a checkpoint holds the position inside the epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import Dataset, TensorDataset
+
+from evospikenet.data.paths import dataset_path
+
+from .loaders import make_loader
+
+__all__ = [
+    "TinyShakespeareDataModule",
+    "SST2DataModule",
+    "MITBIHDataModule",
+    "DigitsDataModule",
+    "WindowDataset",
+]
+
+
+def _limit(n: int, limit: int | None, name: str) -> int:
+    if limit is None:
+        return n
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise ValueError(f"{name} must be a positive integer or null, got {limit!r}")
+    return min(n, limit)
+
+
+class WindowDataset(Dataset):
+    """Non-overlapping windows of ``seq_len`` tokens of a 1-D id tensor; items are LM examples."""
+
+    def __init__(self, ids: torch.Tensor, seq_len: int, limit: int | None = None):
+        if seq_len < 2 or ids.numel() < seq_len:
+            raise ValueError(f"seq_len must be in [2, {ids.numel()}], got {seq_len!r}")
+        self.ids, self.seq_len = ids, seq_len
+        self.n = _limit(ids.numel() // seq_len, limit, "limit")
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        x = self.ids[i * self.seq_len : (i + 1) * self.seq_len]  # (L,)
+        return {"input_ids": x, "labels": x.clone()}  # the model shifts labels itself
+
+
+class TinyShakespeareDataModule(pl.LightningDataModule):
+    """Causal-LM windows of tiny Shakespeare (90 % train / 10 % validation by characters).
+
+    Args:
+        data_dir: data directory (None: the project rule).
+        tokenizer: "byte" (257 ids) or "gpt2" (BPE from ``tokenizers/gpt2`` in the data directory).
+        seq_len: tokens per window.
+        batch_size: windows per batch (per process).
+        max_train_windows: cap on training windows (None: all), for debug runs.
+        max_val_windows: cap on validation windows (None: all).
+        seed: seed of the shuffling order (with the epoch).
+        num_workers: DataLoader worker processes.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | None = None,
+        tokenizer: str = "byte",
+        seq_len: int = 128,
+        batch_size: int = 16,
+        max_train_windows: int | None = None,
+        max_val_windows: int | None = None,
+        seed: int = 0,
+        num_workers: int = 0,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.tokenizer = None
+
+    def prepare_data(self) -> None:
+        dataset_path("tinyshakespeare", self.hparams.data_dir)  # fail early with the data-directory message
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.tokenizer is not None:
+            return
+        from evospikenet.data.text import load_tiny_shakespeare, load_tokenizer
+
+        h = self.hparams
+        self.tokenizer = load_tokenizer(h.tokenizer, h.data_dir)
+        train, val = load_tiny_shakespeare(self.tokenizer, h.data_dir)
+        self.train_set = WindowDataset(train, h.seq_len, h.max_train_windows)
+        self.val_set = WindowDataset(val, h.seq_len, h.max_val_windows)
+
+    def train_dataloader(self):
+        return make_loader(
+            self.train_set, self.hparams.batch_size, True, self.hparams.seed, self.hparams.num_workers
+        )
+
+    def val_dataloader(self):
+        return make_loader(
+            self.val_set, self.hparams.batch_size, False, self.hparams.seed, self.hparams.num_workers
+        )
+
+    test_dataloader = val_dataloader
+    predict_dataloader = val_dataloader
+
+
+def _read_tsv(path: os.PathLike, limit: int | None) -> tuple[list[str], list[int]]:
+    texts, labels = [], []
+    with open(path, encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
+            texts.append(row["sentence"])
+            labels.append(int(row["label"]) if row.get("label") not in (None, "") else -1)
+            if limit is not None and len(texts) >= limit:
+                break
+    return texts, labels
+
+
+class _Encoded(Dataset):
+    def __init__(self, enc: dict, labels: list[int]):
+        self.ids = torch.tensor(enc["input_ids"], dtype=torch.long)  # (N, L)
+        self.mask = torch.tensor(enc["attention_mask"], dtype=torch.long)  # (N, L)
+        self.labels = torch.tensor(labels, dtype=torch.long)  # (N,)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"input_ids": self.ids[i], "attention_mask": self.mask[i], "labels": self.labels[i]}
+
+
+class SST2DataModule(pl.LightningDataModule):
+    """GLUE SST-2 sentiment: train.tsv / dev.tsv (validation and test) / test.tsv (predict, no labels).
+
+    Args:
+        data_dir: data directory (None: the project rule).
+        source: "local" (TSVs in ``<data>/sst2``), "hub" (``datasets.load_dataset("glue", "sst2")``), or
+            "auto" (local if present, else hub).
+        tokenizer: "byte" or "gpt2".
+        max_len: tokens per sentence (right-padded / truncated).
+        batch_size: sentences per batch (per process).
+        max_train_samples: cap on training sentences (None: all), for debug runs.
+        max_val_samples: cap on dev sentences (None: all 872).
+        seed: shuffling seed.
+        num_workers: DataLoader worker processes.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | None = None,
+        source: str = "auto",
+        tokenizer: str = "byte",
+        max_len: int = 64,
+        batch_size: int = 32,
+        max_train_samples: int | None = None,
+        max_val_samples: int | None = None,
+        seed: int = 0,
+        num_workers: int = 0,
+    ):
+        super().__init__()
+        if source not in ("auto", "local", "hub"):
+            raise ValueError(f"source must be one of ('auto', 'local', 'hub'), got {source!r}")
+        self.save_hyperparameters()
+        self.tokenizer = None
+
+    def _splits(self) -> dict[str, tuple[list[str], list[int]]]:
+        h = self.hparams
+        local = None
+        if h.source in ("auto", "local"):
+            try:
+                local = dataset_path("sst2", h.data_dir)
+            except FileNotFoundError:
+                if h.source == "local":
+                    raise
+        if local is not None:
+            return {
+                "train": _read_tsv(local / "train.tsv", h.max_train_samples),
+                "val": _read_tsv(local / "dev.tsv", h.max_val_samples),
+                "predict": _read_tsv(local / "test.tsv", h.max_val_samples),
+            }
+        import datasets
+
+        ds = datasets.load_dataset("glue", "sst2")
+        out = {}
+        for key, split, lim in (
+            ("train", "train", h.max_train_samples),
+            ("val", "validation", h.max_val_samples),
+            ("predict", "test", h.max_val_samples),
+        ):
+            part = ds[split] if lim is None else ds[split].select(range(min(lim, len(ds[split]))))
+            out[key] = (list(part["sentence"]), list(part["label"]))
+        return out
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.tokenizer is not None:
+            return
+        from evospikenet.data.text import load_tokenizer
+
+        h = self.hparams
+        self.tokenizer = load_tokenizer(h.tokenizer, h.data_dir)
+        enc = {}
+        for key, (texts, labels) in self._splits().items():
+            e = self.tokenizer(texts, max_length=h.max_len, truncation=True, padding="max_length")
+            enc[key] = _Encoded(e, labels)
+        self.train_set, self.val_set, self.predict_set = enc["train"], enc["val"], enc["predict"]
+
+    def train_dataloader(self):
+        return make_loader(
+            self.train_set, self.hparams.batch_size, True, self.hparams.seed, self.hparams.num_workers
+        )
+
+    def val_dataloader(self):
+        return make_loader(
+            self.val_set, self.hparams.batch_size, False, self.hparams.seed, self.hparams.num_workers
+        )
+
+    test_dataloader = val_dataloader
+
+    def predict_dataloader(self):
+        h = self.hparams
+        return make_loader(self.predict_set, h.batch_size, False, h.seed, h.num_workers)
+
+
+class MITBIHDataModule(pl.LightningDataModule):
+    """MIT-BIH beats (AAMI classes N, S, V, F, Q) via ``wfdb``, split within each record by time.
+
+    Items are ``{"x": (L,) float beat window, "rr": (6,) RR features, "labels": class}``; the beat
+    extraction is ``evospikenet.data.mitdb.load_beats``.
+
+    Args:
+        data_dir: directory of WFDB records (None: ``mitdb`` in the project data directory).
+        records: record names (None: every record found).
+        train_fraction: the first fraction of every record trains, the rest validates.
+        batch_size: beats per batch (per process).
+        max_beats: cap on beats per split (None: all), for debug runs.
+        seed: shuffling seed.
+        num_workers: DataLoader worker processes.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | None = None,
+        records: list[str] | None = None,
+        train_fraction: float = 0.8,
+        batch_size: int = 64,
+        max_beats: int | None = None,
+        seed: int = 0,
+        num_workers: int = 0,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.train_set = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        from evospikenet.data.mitdb import load_beats, split_by_time
+
+        h = self.hparams
+        beats = load_beats(h.data_dir, h.records)
+        sets = []
+        for part in split_by_time(beats, h.train_fraction):
+            n = _limit(len(part), h.max_beats, "max_beats")
+            sets.append(_BeatDataset(part.x[:n], part.rr[:n], part.y[:n]))
+        self.train_set, self.val_set = sets
+
+    def train_dataloader(self):
+        return make_loader(
+            self.train_set, self.hparams.batch_size, True, self.hparams.seed, self.hparams.num_workers
+        )
+
+    def val_dataloader(self):
+        return make_loader(
+            self.val_set, self.hparams.batch_size, False, self.hparams.seed, self.hparams.num_workers
+        )
+
+    test_dataloader = val_dataloader
+    predict_dataloader = val_dataloader
+
+
+class _BeatDataset(Dataset):
+    def __init__(self, x: np.ndarray, rr: np.ndarray, y: np.ndarray):
+        self.x = torch.as_tensor(np.asarray(x, dtype=np.float32))  # (N, L)
+        self.rr = torch.as_tensor(np.asarray(rr, dtype=np.float32))  # (N, 6)
+        self.y = torch.as_tensor(np.asarray(y, dtype=np.int64))  # (N,)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"x": self.x[i], "rr": self.rr[i], "labels": self.y[i]}
+
+
+class DigitsDataModule(pl.LightningDataModule):
+    """The 8x8 handwritten digits of scikit-learn (1,797 images), intensities scaled to [0, 1].
+
+    Args:
+        batch_size: images per batch (per process).
+        val_fraction: held-out fraction (stratified, fixed by ``split_seed``).
+        split_seed: seed of the train/held-out split.
+        seed: shuffling seed.
+    """
+
+    def __init__(self, batch_size: int = 32, val_fraction: float = 0.3, split_seed: int = 0, seed: int = 0):
+        super().__init__()
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction!r}")
+        self.save_hyperparameters()
+        self.train_set = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+
+        x, y = load_digits(return_X_y=True)
+        xtr, xte, ytr, yte = train_test_split(
+            x / 16.0, y, test_size=self.hparams.val_fraction, random_state=self.hparams.split_seed, stratify=y
+        )
+        f32 = torch.float32
+        self.train_set = TensorDataset(torch.tensor(xtr, dtype=f32), torch.tensor(ytr))
+        self.val_set = TensorDataset(torch.tensor(xte, dtype=f32), torch.tensor(yte))
+
+    def train_dataloader(self):
+        return make_loader(self.train_set, self.hparams.batch_size, True, self.hparams.seed)
+
+    def val_dataloader(self):
+        return make_loader(self.val_set, self.hparams.batch_size, False, self.hparams.seed)
+
+    test_dataloader = val_dataloader
+    predict_dataloader = val_dataloader
