@@ -1,0 +1,166 @@
+"""Load test of the sentiment endpoint on 127.0.0.1, with and without dynamic batching, plus a replica kill.
+
+``python benchmarks/serve.py [--quick]`` starts the Ray Serve application (the SST-2 model when
+``artifacts/sst2`` exists, the debug classifier otherwise), sends bounded closed-loop load at concurrency
+1, 8 and 32 (throughput, p50/p99 latency), redeploys the sentiment deployment unbatched and repeats, then
+kills one of its two replicas mid-load and records the failed requests, the requests in flight at the kill
+and the time until Serve reports both replicas running again. The last stdout line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+
+import httpx
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+SENTENCES = [
+    "a gripping, beautifully made film",
+    "the plot is thin and the acting worse",
+    "an instant classic",
+    "i wanted my two hours back",
+    "charming, funny and surprisingly moving",
+    "dull",
+    "a mess of a movie that never finds its tone",
+    "the best thing i have seen this year",
+]
+
+
+async def _load(url: str, concurrency: int, n_requests: int, max_s: float, stats: dict | None = None) -> dict:
+    """Closed-loop load: ``concurrency`` workers, at most ``n_requests`` requests or ``max_s`` seconds."""
+    lat, errors, sent = [], 0, 0
+    t_end = time.perf_counter() + max_s
+    stats = stats if stats is not None else {}
+    stats.setdefault("in_flight", 0)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=30.0, limits=limits) as client:
+
+        async def worker(w: int):
+            nonlocal errors, sent
+            while sent < n_requests and time.perf_counter() < t_end:
+                text = SENTENCES[(sent + w) % len(SENTENCES)]
+                sent += 1
+                t0 = time.perf_counter()
+                stats["in_flight"] += 1
+                try:
+                    r = await client.post("/v1/sentiment", json={"text": text})
+                    ok = r.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                finally:
+                    stats["in_flight"] -= 1
+                if ok:
+                    lat.append(time.perf_counter() - t0)
+                else:
+                    errors += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(w) for w in range(concurrency)))
+        wall = time.perf_counter() - t0
+    lat.sort()
+
+    def pct(p):
+        return round(1000 * lat[min(len(lat) - 1, int(p * len(lat)))], 2) if lat else None
+
+    return {"rps": round(len(lat) / wall, 1), "p50_ms": pct(0.50), "p99_ms": pct(0.99), "n": len(lat),
+            "errors": errors}  # fmt: skip
+
+
+def _sweep(url: str, quick: bool) -> tuple[dict, int]:
+    out, errors = {}, 0
+    for c in (1, 8, 32):
+        n = (
+            (60 if c == 1 else 300 if c == 8 else 600)
+            if quick
+            else (300 if c == 1 else 2000 if c == 8 else 4000)
+        )
+        asyncio.run(_load(url, c, min(c * 4, n), 10))  # warm-up
+        r = asyncio.run(_load(url, c, n, 20 if quick else 60))
+        errors += r.pop("errors")
+        out[str(c)] = r
+    return out, errors
+
+
+def _running(app: str = "evospikenet", dep: str = "Sentiment") -> int:
+    from ray import serve
+
+    st = serve.status().applications[app].deployments[dep]
+    return int(st.replica_states.get("RUNNING", 0))
+
+
+def _replica_kill(url: str, replicas: int) -> dict:
+    import ray
+
+    names = [a for a in ray.util.list_named_actors(all_namespaces=True) if "Sentiment" in a["name"]]
+    if not names:
+        return {
+            "failed_requests": None,
+            "in_flight": None,
+            "recovery_s": None,
+            "note": "no replica actor found",
+        }
+    victim = ray.get_actor(names[0]["name"], namespace=names[0]["namespace"])
+    stats: dict = {}
+
+    async def run():
+        task = asyncio.create_task(_load(url, 8, 10**6, 12.0, stats))
+        await asyncio.sleep(3.0)
+        in_flight = stats.get("in_flight", 0)
+        ray.kill(victim, no_restart=True)
+        t_kill = time.perf_counter()
+        res = await task
+        return res, in_flight, t_kill
+
+    res, in_flight, t_kill = asyncio.run(run())
+    recovery = None
+    deadline = time.perf_counter() + 180
+    while time.perf_counter() < deadline:
+        if _running() >= replicas:
+            recovery = round(time.perf_counter() - t_kill, 2)
+            break
+        time.sleep(0.25)
+    return {"failed_requests": res["errors"], "in_flight": in_flight, "recovery_s": recovery,
+            "served_during": res["n"]}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="benchmarks/serve.py", description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small request counts (about 5 minutes here)")
+    ap.add_argument("--port", type=int, default=8123)
+    args = ap.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from ray import serve
+
+    from serving.cli import start, stop
+    from serving.deployments import build_app
+    from serving.local import ModelPaths, resolve_paths
+
+    paths = resolve_paths(ModelPaths())
+    model = "sst2" if paths.sentiment.rstrip("/").endswith("sst2") else "debug"
+    replicas = 2
+    t0 = time.perf_counter()
+    url = start(paths, "127.0.0.1", args.port, sentiment_replicas=replicas, ui=False)
+    print(f"started in {time.perf_counter() - t0:.1f} s at {url}", file=sys.stderr)
+    try:
+        batched, e1 = _sweep(url, args.quick)
+        print(f"batched: {batched}", file=sys.stderr)
+        serve.run(build_app(paths, port=args.port, batched=False, sentiment_replicas=replicas, ui=False),
+                  name="evospikenet", route_prefix="/")  # fmt: skip
+        unbatched, e2 = _sweep(url, args.quick)
+        print(f"unbatched: {unbatched}", file=sys.stderr)
+        kill = _replica_kill(url, replicas)
+    finally:
+        stop()
+    print(json.dumps({"model": model, "replicas": replicas, "batched": batched, "unbatched": unbatched,
+                      "errors": e1 + e2, "replica_kill": kill}))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,98 @@
+"""``evospikenet-serve``: start the Ray Serve application (API + Insight UI) and keep it running.
+
+Binds 127.0.0.1 by default; any other ``--host`` needs ``EVOSPIKENET_API_KEY`` (clients send
+``Authorization: Bearer <key>``; the UI then asks for user ``evospikenet`` and the key as password).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from .api import check_bind
+from .local import ModelPaths
+
+__all__ = ["main", "start", "stop", "parse_args", "worker_env"]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="evospikenet-serve", description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=None, help="causal spiking LM: directory or Hub id")
+    ap.add_argument("--sentiment", default=None, help="classifier (default: artifacts/sst2 or debug)")
+    ap.add_argument("--ecg", default=None, help="ECG beat classifier directory (default: debug model)")
+    ap.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    ap.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    ap.add_argument("--device-map", default=None, help="accelerate device map for the LMs: auto, cpu, ...")
+    ap.add_argument("--sentiment-replicas", type=int, default=1, help="replicas of the sentiment deployment")
+    ap.add_argument("--unbatched", action="store_true", help="turn off dynamic batching of sentiment")
+    ap.add_argument("--no-ui", action="store_true", help="do not mount the Gradio UI at /ui")
+    ap.add_argument("--num-cpus", type=int, default=None, help="CPUs Ray may use (default: all)")
+    return ap.parse_args(argv)
+
+
+def start(paths: ModelPaths, host: str = "127.0.0.1", port: int = 8000, num_cpus: int | None = None, **kw):
+    """Start Ray and the application; returns the base URL. Pair with :func:`stop`."""
+    check_bind(host, os.environ.get("EVOSPIKENET_API_KEY"))
+    import ray
+    from ray import serve
+
+    from .deployments import build_app
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": worker_env()})  # fmt: skip
+    for attempt in range(3):  # the proxy must come up within Ray's 60 s; a loaded machine may miss that once
+        try:
+            serve.start(http_options={"host": host, "port": port})
+            break
+        except ray.exceptions.RayError:
+            if attempt == 2:
+                raise
+            serve.shutdown()
+    serve.run(build_app(paths, port=port, **kw), name="evospikenet", route_prefix="/")
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+
+
+def worker_env() -> dict:
+    """Environment of the Ray workers: this checkout importable, one torch thread per replica."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+
+
+def stop() -> None:
+    """Shut Serve and Ray down."""
+    import ray
+    from ray import serve
+
+    try:
+        serve.shutdown()
+    finally:
+        ray.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        check_bind(args.host, os.environ.get("EVOSPIKENET_API_KEY"))
+    except ValueError as e:
+        print(f"evospikenet-serve: {e}", file=sys.stderr)
+        return 2
+    paths = ModelPaths(lm=args.model, sentiment=args.sentiment, ecg=args.ecg, device_map=args.device_map)
+    url = start(paths, args.host, args.port, args.num_cpus, batched=not args.unbatched,
+                sentiment_replicas=args.sentiment_replicas, ui=not args.no_ui)  # fmt: skip
+    print(f"API: {url}/docs   health: {url}/healthz   UI: {url}/ui   (Ctrl-C stops)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

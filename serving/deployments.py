@@ -1,0 +1,192 @@
+"""Ray Serve deployments and the application builder (``serve run serving/config.yaml``).
+
+Deployments: ``Generator`` (streaming tokens), ``Insight`` (rasters, attention, energy), ``Sentiment`` and
+``ECG`` (dynamic batching with ``@serve.batch``: one forward pass for up to ``max_batch_size`` requests that
+arrive within ``batch_wait_timeout_s``), ``Simulator`` (the plastic E/I network) and ``Ingress`` (the FastAPI
+app of :mod:`serving.api` with the Gradio UI mounted at ``/ui``). Each replica loads its model once, in
+``__init__``. Deployments answer request errors as ``{"error": {"field", "message"}}`` so the ingress maps
+them to 422 without depending on how Ray wraps exceptions.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+
+import torch
+from ray import serve
+
+from .local import ModelPaths, Services, describe, raise_error, resolve_paths, run_simulation, step_dict
+
+__all__ = ["build_app", "app_builder", "RayBackend", "DEFAULT_PORT"]
+
+DEFAULT_PORT = 8000
+_CPU0 = {"num_cpus": 0}  # the two cores here: replicas share them instead of reserving one each
+
+
+def _threads() -> None:
+    torch.set_num_threads(int(os.environ.get("EVOSPIKENET_TORCH_THREADS", "1")))
+
+
+@serve.deployment(ray_actor_options=_CPU0, max_ongoing_requests=8)
+class Generator:
+    def __init__(self, paths: dict) -> None:
+        _threads()
+        self.s = Services(ModelPaths(**paths), kinds=("lm",))
+
+    def stream(self, req: dict):
+        try:
+            for step in self.s.generate_iter(req):
+                yield step_dict(step)
+        except ValueError as e:  # RequestError
+            yield {"error": {"field": getattr(e, "field", "text"), "message": getattr(e, "message", str(e))}}
+
+
+@serve.deployment(ray_actor_options=_CPU0, max_ongoing_requests=4)
+class Insight:
+    def __init__(self, paths: dict) -> None:
+        _threads()
+        self.s = Services(ModelPaths(**paths), kinds=("lm",))
+
+    def run(self, req: dict) -> dict:
+        try:
+            return self.s.insight(req)
+        except ValueError as e:
+            return {"error": {"field": getattr(e, "field", "text"), "message": getattr(e, "message", str(e))}}
+
+
+@serve.deployment(ray_actor_options=_CPU0, max_ongoing_requests=64)
+class Sentiment:
+    def __init__(
+        self, paths: dict, batched: bool = True, max_batch_size: int = 32, wait_s: float = 0.01
+    ) -> None:
+        _threads()
+        self.s = Services(ModelPaths(**paths), kinds=("sentiment",))
+        self.batched = batched
+        self.classify_batch.set_max_batch_size(max_batch_size)
+        self.classify_batch.set_batch_wait_timeout_s(wait_s)
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
+    async def classify_batch(self, reqs: list[dict]) -> list[dict]:
+        return self.s.sentiment_batch(reqs)
+
+    async def classify(self, req: dict) -> dict:
+        if self.batched:
+            return await self.classify_batch(req)
+        return self.s.sentiment_batch([req])[0]
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+@serve.deployment(ray_actor_options=_CPU0, max_ongoing_requests=64)
+class ECG:
+    def __init__(self, paths: dict) -> None:
+        _threads()
+        self.s = Services(ModelPaths(**paths), kinds=("ecg",))
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
+    async def classify(self, reqs: list[dict]) -> list[dict]:
+        return self.s.ecg_batch(reqs)
+
+
+@serve.deployment(ray_actor_options=_CPU0, max_ongoing_requests=4)
+class Simulator:
+    def __init__(self) -> None:
+        _threads()
+
+    def run(self, req: dict) -> dict:
+        return run_simulation(req)
+
+
+class RayBackend:
+    """The API backend forwarding to deployment handles."""
+
+    def __init__(self, handles: dict, info: dict) -> None:
+        self.h = handles
+        self._info = info
+
+    async def info(self) -> dict:
+        return self._info
+
+    async def generate(self, req):
+        gen = self.h["generate"].options(stream=True).stream.remote(req.model_dump())
+        async for step in gen:
+            yield raise_error(step)
+
+    async def insight(self, req) -> dict:
+        return raise_error(await self.h["insight"].run.remote(req.model_dump()))
+
+    async def sentiment(self, req) -> dict:
+        return raise_error(await self.h["sentiment"].classify.remote(req.model_dump()))
+
+    async def ecg(self, req) -> dict:
+        return raise_error(await self.h["ecg"].classify.remote(req.model_dump()))
+
+    async def simulate(self, req) -> dict:
+        return raise_error(await self.h["simulate"].run.remote(req.model_dump()))
+
+
+@serve.deployment(ray_actor_options=_CPU0, max_ongoing_requests=256)
+@serve.ingress()
+class Ingress:
+    def __init__(self, generate, insight, sentiment, ecg, simulate, info: dict, ui: dict) -> None:
+        self.backend = RayBackend(
+            {
+                "generate": generate,
+                "insight": insight,
+                "sentiment": sentiment,
+                "ecg": ecg,
+                "simulate": simulate,
+            },
+            info,
+        )
+        self.ui = ui
+
+    def __serve_build_asgi_app__(self):
+        from .api import create_api
+
+        key = os.environ.get("EVOSPIKENET_API_KEY") or None
+        blocks, auth = None, None
+        if self.ui.get("enabled", True):
+            from .ui import build_ui
+
+            blocks = build_ui(self.ui["base_url"], api_key=key)
+            auth = ("evospikenet", key) if key else None
+        return create_api(self.backend, api_key=key, ui=blocks, ui_auth=auth)
+
+
+def build_app(
+    paths: ModelPaths | None = None,
+    *,
+    port: int = DEFAULT_PORT,
+    batched: bool = True,
+    sentiment_replicas: int = 1,
+    ui: bool = True,
+    debug_dir: str | None = None,
+):
+    """The bound application: every deployment plus the ingress (``serve.run(build_app(...))``)."""
+    p = resolve_paths(paths or ModelPaths(), debug_dir)
+    d = asdict(p)
+    info = describe(p)
+    return Ingress.bind(
+        Generator.bind(d),
+        Insight.bind(d),
+        Sentiment.options(num_replicas=sentiment_replicas).bind(d, batched),
+        ECG.bind(d),
+        Simulator.bind(),
+        info,
+        {"enabled": ui, "base_url": f"http://127.0.0.1:{port}"},
+    )
+
+
+def app_builder(args: dict):
+    """Builder for ``serve run serving.deployments:app_builder lm=... sentiment=... ecg=...``."""
+    args = dict(args or {})
+    paths = ModelPaths(**{k: args.pop(k) for k in ("lm", "sentiment", "ecg", "device_map") if k in args})
+    return build_app(
+        paths,
+        port=int(args.get("port", DEFAULT_PORT)),
+        batched=str(args.get("batched", "true")).lower() != "false",
+        ui=str(args.get("ui", "true")).lower() != "false",
+    )

@@ -1,0 +1,188 @@
+"""Model sources and the Ray-free backend (models in this process, work in a thread pool).
+
+:class:`ModelPaths` names what is served; missing entries are filled with tiny random-init debug models
+(:func:`serving.engine.make_debug_models`), reported as ``"debug"`` by ``/healthz``. The same
+:class:`Services` object is what every Ray deployment holds (each loads only the model it needs, once per
+replica), so the two backends run identical code.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+
+import anyio
+
+from . import engine
+from .simulate import simulate
+
+__all__ = ["ModelPaths", "resolve_paths", "model_name", "describe", "Services", "LocalBackend", "step_dict"]
+
+
+@dataclass
+class ModelPaths:
+    """Where each served model comes from (a local directory or a Hub repo id)."""
+
+    lm: str | None = None  # causal spiking LM for generate and insight (None: debug model)
+    sentiment: str | None = None  # spiking sequence classifier (None: artifacts/sst2 if present, else debug)
+    ecg: str | None = None  # ECG beat classifier (None: debug model)
+    device_map: str | None = None  # accelerate device map for the LMs ("auto", "cpu"; None: auto if CUDA)
+
+
+def resolve_paths(paths: ModelPaths, debug_dir: str | None = None) -> ModelPaths:
+    """Fill missing entries: ``artifacts/sst2`` for sentiment when it exists, else tiny debug models."""
+    out = ModelPaths(**asdict(paths))
+    if out.sentiment is None and os.path.isfile(os.path.join("artifacts", "sst2", "config.json")):
+        out.sentiment = os.path.abspath(os.path.join("artifacts", "sst2"))
+    if None in (out.lm, out.sentiment, out.ecg):
+        debug_dir = debug_dir or tempfile.mkdtemp(prefix="evospikenet-debug-models-")
+        made = engine.make_debug_models(debug_dir)
+        out.lm = out.lm or made["lm"]
+        out.sentiment = out.sentiment or made["sentiment"]
+        out.ecg = out.ecg or made["ecg"]
+    return out
+
+
+def model_name(path: str) -> str:
+    """``debug`` for the generated debug models, else the directory name or Hub id."""
+    if "evospikenet-debug-models-" in path or os.path.isfile(os.path.join(path, "..", "debug_models.json")):
+        return "debug"
+    return os.path.basename(os.path.normpath(path)) if os.path.isdir(path) else path
+
+
+def describe(p: ModelPaths) -> dict:
+    """Served model name per endpoint, and the ECG window length (read from its config, no weights)."""
+    from evospikenet.models.ecg import ECGSpikingConfig
+
+    n = model_name
+    window = ECGSpikingConfig.from_pretrained(p.ecg).window if p.ecg else None
+    return {"generate": n(p.lm), "insight": n(p.lm), "sentiment": n(p.sentiment), "ecg": n(p.ecg),
+            "ecg_window": window}  # fmt: skip
+
+
+def step_dict(step: engine.Step) -> dict:
+    return {
+        "token": step.token,
+        "energy_j": step.energy_j,
+        "energy_per_token_j": step.energy_per_token_j,
+        "spike_rate": step.spike_rate,
+        "rasters": step.rasters,
+        "attention": step.attention,
+    }
+
+
+class Services:
+    """Loaded models and the synchronous request handlers (``kinds`` picks what to load)."""
+
+    def __init__(self, paths: ModelPaths, kinds=("lm", "sentiment", "ecg")) -> None:
+        self.paths = paths
+        dm = None if paths.device_map in (None, "") else paths.device_map
+        if "lm" in kinds:
+            self.lm, self.lm_tok = engine.load_causal_lm(paths.lm, dm)
+        if "sentiment" in kinds:
+            self.cls, self.cls_tok, self.labels = engine.load_classifier(paths.sentiment, dm)
+        if "ecg" in kinds:
+            self.ecg = engine.load_ecg(paths.ecg)
+
+    def info(self) -> dict:
+        return describe(self.paths)
+
+    def generate_iter(self, req: dict):
+        return engine.generate_steps(
+            self.lm, self.lm_tok, req["text"], req["max_new_tokens"], req.get("temperature", 0.0),
+            req.get("top_k", 0), req.get("seed", 0),
+        )  # fmt: skip
+
+    def insight(self, req: dict) -> dict:
+        steps = [step_dict(s) for s in engine.generate_steps(
+            self.lm, self.lm_tok, req["text"], req["max_new_tokens"], insight=True
+        )]  # fmt: skip
+        name = model_name(self.paths.lm)
+        return {
+            "model": name,
+            "prompt": req["text"],
+            "text": "".join(s["token"] for s in steps),
+            "steps": steps,
+        }
+
+    def sentiment_batch(self, reqs: list[dict]) -> list[dict]:
+        """One forward pass for the whole batch; a request whose text is unusable answers its own error."""
+        out: list = [None] * len(reqs)
+        good = []
+        for i, r in enumerate(reqs):
+            try:
+                engine._encode(self.cls_tok, r["text"], self.cls.config.context_length)
+                good.append(i)
+            except engine.RequestError as e:
+                out[i] = {"error": {"field": e.field, "message": e.message}}
+        if good:
+            spikes = any(reqs[i].get("return_spikes") for i in good)
+            res = engine.classify_texts(
+                self.cls, self.cls_tok, self.labels, [reqs[i]["text"] for i in good], spikes
+            )
+            for i, r in zip(good, res):
+                if not reqs[i].get("return_spikes"):
+                    r.pop("input_ids", None)
+                    r.pop("raster", None)
+                    r.pop("raster_layer", None)
+                out[i] = {"model": model_name(self.paths.sentiment), **r}
+        return out
+
+    def ecg_batch(self, reqs: list[dict]) -> list[dict]:
+        out = []
+        for r in reqs:  # the ECG net is tiny; per-request calls keep wrong-length errors per request
+            try:
+                res = engine.classify_ecg(
+                    self.ecg, [r["signal"]], [r.get("rr")], r.get("return_spikes", False)
+                )
+                out.append({"model": model_name(self.paths.ecg), **res[0]})
+            except engine.RequestError as e:
+                out.append({"error": {"field": e.field, "message": e.message}})
+        return out
+
+
+def raise_error(result: dict) -> dict:
+    """Turn an ``{"error": {...}}`` answer back into a :class:`RequestError`."""
+    if isinstance(result, dict) and "error" in result:
+        raise engine.RequestError(result["error"]["field"], result["error"]["message"])
+    return result
+
+
+def run_simulation(req: dict) -> dict:
+    try:
+        return simulate(**req)
+    except engine.RequestError as e:
+        return {"error": {"field": e.field, "message": e.message}}
+
+
+class LocalBackend:
+    """The API backend running :class:`Services` in this process (used by tests and ``serving.ui`` alone)."""
+
+    def __init__(self, services: Services) -> None:
+        self.s = services
+
+    async def info(self) -> dict:
+        return self.s.info()
+
+    async def generate(self, req):
+        it = self.s.generate_iter(req.model_dump())
+        while True:
+            step = await anyio.to_thread.run_sync(next, it, None)
+            if step is None:
+                return
+            yield step_dict(step)
+
+    async def insight(self, req) -> dict:
+        return await anyio.to_thread.run_sync(self.s.insight, req.model_dump())
+
+    async def sentiment(self, req) -> dict:
+        res = await anyio.to_thread.run_sync(self.s.sentiment_batch, [req.model_dump()])
+        return raise_error(res[0])
+
+    async def ecg(self, req) -> dict:
+        res = await anyio.to_thread.run_sync(self.s.ecg_batch, [req.model_dump()])
+        return raise_error(res[0])
+
+    async def simulate(self, req) -> dict:
+        return raise_error(await anyio.to_thread.run_sync(run_simulation, req.model_dump()))

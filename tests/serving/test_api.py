@@ -1,0 +1,157 @@
+"""The API over the in-process backend: answers, streaming parity, batching parity, 4xx naming the field."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from serving.schemas import LIMITS
+
+
+def test_healthz_names_debug_models(local_client):
+    h = local_client.get("/healthz").json()
+    assert h["status"] == "ok"
+    assert h["models"] == {"generate": "debug", "insight": "debug", "sentiment": "debug", "ecg": "debug"}
+    assert h["ecg_window"] == 128
+
+
+def test_stream_matches_plain_generation(local_client):
+    body = {"text": "To be or", "max_new_tokens": 5}
+    plain = local_client.post("/v1/generate", json=body).json()
+    with local_client.stream("POST", "/v1/generate", json={**body, "stream": True}) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        lines = [ln for ln in r.iter_lines() if ln.startswith("data: ")]
+    assert lines[-1] == "data: [DONE]"
+    tokens = [json.loads(ln[6:])["token"] for ln in lines[:-1]]
+    assert tokens == plain["tokens"] and len(tokens) == 5
+    assert all(e > 0 for e in plain["energy_per_token_j"])
+
+
+def test_insight_shapes_and_energy(local_client, services):
+    r = local_client.post("/v1/insight", json={"text": "abc", "max_new_tokens": 3}).json()
+    T, D = services.lm.config.time_steps, services.lm.config.d_model
+    assert len(r["steps"]) == 3
+    for k, step in enumerate(r["steps"]):
+        L = 3 + k  # prefix grows by one token per step (no KV cache)
+        att = torch.tensor(step["attention"])
+        assert att.shape == (L, L)
+        assert torch.allclose(att.sum(-1), torch.ones(L), atol=1e-5)  # softmax rows
+        assert torch.all(att.triu(1) == 0)  # causal
+        n_blocks = services.lm.config.n_layers
+        assert {f"blocks.{i}.lif_q" for i in range(n_blocks)} <= set(step["rasters"])
+        for raster in step["rasters"].values():
+            assert len(raster) == T and all(v in (0, 1, -1) for row in raster for v in row)
+        assert len(step["rasters"]["blocks.0.lif_in"][0]) == min(D, LIMITS.max_raster_neurons)
+        assert math.isclose(step["energy_j"], step["energy_per_token_j"] * L, rel_tol=1e-9)
+
+
+def test_sentiment_batch_equals_single(services):
+    texts = ["good", "a much longer sentence about a film", "bad movie"]
+    batch = services.sentiment_batch([{"text": t} for t in texts])
+    single = [services.sentiment_batch([{"text": t}])[0] for t in texts]
+    for b, s in zip(batch, single):
+        for k in b["probabilities"]:
+            assert math.isclose(b["probabilities"][k], s["probabilities"][k], abs_tol=1e-6)
+        assert math.isclose(sum(b["probabilities"].values()), 1.0, abs_tol=1e-6)
+
+
+def test_sentiment_and_ecg_spikes(local_client):
+    r = local_client.post("/v1/sentiment", json={"text": "fine", "return_spikes": True}).json()
+    assert r["input_ids"] == list(b"fine") and len(r["raster"]) == 4
+    assert r["raster_layer"].startswith("blocks.") and {v for row in r["raster"] for v in row} <= {0, 1}
+    beat = [0.0] * 128
+    e = local_client.post("/v1/ecg", json={"signal": beat, "return_spikes": True}).json()
+    assert set(e["probabilities"]) == {"N", "S", "V", "F", "Q"}
+    assert set(e["rasters"]) == {"enc", "conv2", "conv3", "fc"}
+    rr_mean = local_client.post("/v1/ecg", json={"signal": beat}).json()
+    rr_zero = local_client.post("/v1/ecg", json={"signal": beat, "rr": [0.0] * 6}).json()
+    assert rr_mean["probabilities"] == rr_zero["probabilities"]  # debug model: rr_mean = 0
+
+
+def test_simulate_window_marks_active_synapses(local_client):
+    body = {
+        "n_exc": 40,
+        "n_inh": 10,
+        "steps": 120,
+        "window": [50, 120],
+        "snapshot_every": 40,
+        "graph_neurons": 20,
+    }
+    r = local_client.post("/v1/simulate", json=body).json()
+    fired = {i for t, i in r["spikes"]["exc"] if 50 <= t < 120}
+    for pre, post, _w, active in r["graph"]["edges"]:
+        assert active == (pre in fired) and pre < 20 and post < 20
+    assert r["weight_hist"]["steps"] == [0, 40, 80, 120]
+    n_syn = [sum(c) for c in r["weight_hist"]["counts"]]
+    assert n_syn[0] > 0
+    spikes = len(r["spikes"]["exc"])
+    assert math.isclose(sum(r["rate_hz"]["exc"]) * 10 * 1e-3 * 40, spikes, rel_tol=1e-6)
+
+
+BAD = [
+    ("/v1/generate", {"text": ""}, "text"),
+    ("/v1/generate", {"text": "x" * (LIMITS.max_text_chars + 1)}, "text"),
+    ("/v1/generate", {"text": "hi", "max_new_tokens": LIMITS.max_new_tokens + 1}, "max_new_tokens"),
+    ("/v1/generate", {"text": "hi", "max_new_tokens": "many"}, "max_new_tokens"),
+    ("/v1/generate", {"text": 5}, "text"),
+    ("/v1/generate", {"text": "hi", "model": "gpt-9"}, "model"),
+    ("/v1/generate", {"text": "hi", "stream": True, "model": "gpt-9"}, "model"),
+    ("/v1/insight", {"text": "hi", "max_new_tokens": LIMITS.max_insight_tokens + 1}, "max_new_tokens"),
+    ("/v1/sentiment", {"text": "x" * 100}, "text"),  # over the debug model's context of 64 tokens
+    ("/v1/sentiment", {"txt": "hi"}, "text"),
+    ("/v1/ecg", {"signal": [0.0] * 5}, "signal"),
+    ("/v1/ecg", {"signal": [0.0] * 128, "rr": [1.0]}, "rr"),
+    ("/v1/ecg", {"signal": "flat"}, "signal"),
+    ("/v1/simulate", {"steps": 10, "window": [5, 50]}, "window"),
+    ("/v1/simulate", {"steps": LIMITS.max_sim_steps + 1}, "steps"),
+]
+
+
+@pytest.mark.parametrize("path,body,field", BAD)
+def test_bad_requests_get_422_naming_the_field(local_client, path, body, field):
+    r = local_client.post(path, json=body)
+    assert r.status_code == 422, r.text
+    assert field in r.json()["message"]
+    assert any(field in d["loc"] for d in r.json()["detail"])
+
+
+@pytest.mark.parametrize("raw", ['{"signal": [NaN, 1.0]}', '{"signal": [Infinity]}'])
+def test_non_finite_signal_is_rejected(local_client, raw):
+    r = local_client.post("/v1/ecg", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "signal" in r.json()["message"]
+
+
+def test_malformed_json_is_4xx(local_client):
+    r = local_client.post("/v1/sentiment", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422
+
+
+def test_api_key_and_bind_rules(services, monkeypatch):
+    monkeypatch.delenv("EVOSPIKENET_API_KEY", raising=False)
+    from fastapi.testclient import TestClient
+
+    from serving.api import check_bind, create_api
+    from serving.cli import main
+    from serving.local import LocalBackend
+
+    check_bind("127.0.0.1", None)
+    with pytest.raises(ValueError, match="EVOSPIKENET_API_KEY"):
+        check_bind("0.0.0.0", None)
+    check_bind("0.0.0.0", "secret")
+    with TestClient(create_api(LocalBackend(services), api_key="secret")) as c:
+        assert c.get("/healthz").status_code == 200
+        assert c.post("/v1/sentiment", json={"text": "hi"}).status_code == 401
+        bad = {"Authorization": "Bearer nope"}
+        assert c.post("/v1/sentiment", json={"text": "hi"}, headers=bad).status_code == 401
+        ok = {"Authorization": "Bearer secret"}
+        assert c.post("/v1/sentiment", json={"text": "hi"}, headers=ok).status_code == 200
+    assert main(["--host", "0.0.0.0"]) == 2  # refuses before starting anything
+
+
+def test_openapi_lists_every_endpoint(local_client):
+    paths = local_client.get("/openapi.json").json()["paths"]
+    for p in ("/healthz", "/v1/generate", "/v1/insight", "/v1/sentiment", "/v1/ecg", "/v1/simulate"):
+        assert p in paths
