@@ -1,9 +1,12 @@
 # EvoSpikeNet — every set-up step lives here; a fresh clone needs only `make demo` and `make test`.
 #
-#   make demo        the main job (installs first)
+#   make demo        the main job (installs first): simulate a plastic network on the integer core, train the
+#                    spiking LM's debug recipe, save it, serve it on 127.0.0.1, send one request of each kind, stop
 #   make test        create .venv/, install everything the tests use, run the tests (not the `slow` ones)
 #   make test-slow   the longer checks (marker `slow`)
+#   make serve       the Ray Serve application and Insight UI on 127.0.0.1 until interrupted
 #   make bench       peer benchmarks (installs the benchmark peers first)
+#   make browser-deps  Debian's Chromium for the browser tests (root; apt)
 #   make lint        ruff check + format check
 
 PYTHON ?= python3
@@ -14,7 +17,7 @@ export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 EXTRAS ?= lm,train,serve,export,dev
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-slow bench lint format clean
+.PHONY: install demo demo-core demo-train demo-serve serve test test-slow bench browser-deps lint format clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "EvoSpikeNet needs Python >= 3.10 (set PYTHON=...)"'
@@ -26,8 +29,22 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 install: $(VENV)/.installed
 
-demo: install
+demo: demo-core demo-train demo-serve
+
+demo-core: install
 	$(PY) -m evospikenet.demo --out artifacts/demo
+
+demo-train: install
+	OMP_NUM_THREADS=1 $(PY) -m training.cli fit --config recipes/lm/debug.yaml
+
+demo-serve: install
+	$(PY) -m serving.demo --model artifacts/spiking_lm_debug $(if $(wildcard artifacts/sst2/config.json),--sentiment artifacts/sst2)
+
+serve: install
+	$(PY) -m serving.cli $(if $(wildcard artifacts/spiking_lm_debug/config.json),--model artifacts/spiking_lm_debug) $(SERVE_ARGS)
+
+browser-deps:
+	bash scripts/install_chromium.sh
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
