@@ -1,0 +1,154 @@
+"""Export benchmark: onnxruntime (CPU) vs eager PyTorch, and Lava vs our ``loihi`` profile.
+
+``python benchmarks/export.py [--quick]`` prints progress to stderr and, as its last stdout line, one JSON
+object: ``{"onnx": {"ecg"|"digits"|"lm": {"eager_ms", "ort_ms", "speedup", "spike_agreement",
+"max_abs_logit_diff", "samples_with_spike_flip", "argmax_flip_rate"}}, "lava": {"neurons", "steps",
+"spike_match", "lava_s", "core_s"}}``. Both sides run one thread (``torch.set_num_threads(1)``, ORT
+``intra_op_num_threads=1``); times are medians of repeated calls on the same batch. Models: the spiking ECG
+net (default sizes), the STDP digits net (``artifacts/digits_debug`` when present) and a small spiking LM
+(fixed context), with the weights they have (the agreement figures do not need trained weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hub.export_onnx import DigitsClassifier, export_onnx, wrap_for_onnx  # noqa: E402
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _median_ms(fn, reps: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def _models(quick: bool):
+    from evospikenet.models import SpikingEvoSpikeNetConfig, SpikingEvoSpikeNetForCausalLM
+    from evospikenet.models.ecg import ECGSpikingConfig, ECGSpikingNet
+    from evospikenet.models.plastic_snn import PlasticDigitsSNN
+    from hub.models import load_model
+
+    torch.manual_seed(0)
+    ecg = ECGSpikingNet(ECGSpikingConfig()).eval()
+    try:
+        digits = load_model(ROOT / "artifacts" / "digits_debug")
+    except (ValueError, OSError):
+        digits = DigitsClassifier(
+            PlasticDigitsSNN(n_in=64, n_exc=40, time_steps=10), torch.nn.Linear(40, 10), 10.0
+        )
+    cfg = SpikingEvoSpikeNetConfig(
+        d_model=64, n_layers=2, n_heads=4, context_length=32, time_steps=4, neuron_backend="evospikenet"
+    )
+    lm = SpikingEvoSpikeNetForCausalLM(cfg).eval()
+    b = 16 if quick else 64
+    g = torch.Generator().manual_seed(1)
+    inputs = {
+        "ecg": [torch.randn(b, ecg.config.window, generator=g) * 0.5, torch.randn(b, 6, generator=g)],
+        "digits": [
+            torch.bernoulli(torch.full((digits.net.time_steps, b, digits.net.n_in), 0.25), generator=g)
+        ],
+        "lm": [torch.randint(0, cfg.vocab_size, (4 if quick else 16, cfg.context_length), generator=g)],
+    }
+    return {"ecg": ecg, "digits": digits.eval(), "lm": lm}, inputs
+
+
+def bench_onnx(quick: bool) -> dict:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = 1, 1
+    models, inputs = _models(quick)
+    reps = 10 if quick else 50
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, model in models.items():
+            _log(f"onnx: {name}")
+            x = inputs[name]
+            plain = export_onnx(model, Path(tmp) / f"{name}.onnx")
+            spiky = export_onnx(model, Path(tmp) / f"{name}_spikes.onnx", with_spikes=True)
+            wrap, _, names, _, _ = wrap_for_onnx(model, with_spikes=False)
+            wrap_s, *_ = wrap_for_onnx(model, with_spikes=True)
+            feed = {k: v.numpy() for k, v in zip(names, x)}
+            sess = ort.InferenceSession(str(plain), so, providers=["CPUExecutionProvider"])
+            sess_s = ort.InferenceSession(str(spiky), so, providers=["CPUExecutionProvider"])
+            with torch.inference_mode():
+                eager_ms = _median_ms(lambda w=wrap, x=x: w(*x), reps)
+                ref_logits, ref_spikes = wrap_s(*x)
+            ort_ms = _median_ms(lambda s=sess, f=feed: s.run(None, f), reps)
+            logits, spikes = sess_s.run(None, feed)
+            ref_logits, ref_spikes = ref_logits.numpy(), ref_spikes.numpy()
+            diff = spikes != ref_spikes  # (T, B, N)
+            flip_samples = diff.any(axis=(0, 2)) if diff.ndim == 3 else diff.any(axis=0)
+            out[name] = {
+                "eager_ms": round(eager_ms, 3),
+                "ort_ms": round(ort_ms, 3),
+                "speedup": round(eager_ms / ort_ms, 3),
+                "spike_agreement": float(1.0 - diff.mean()),
+                "max_abs_logit_diff": float(np.abs(logits - ref_logits).max()),
+                "samples_with_spike_flip": float(flip_samples.mean()),
+                "argmax_flip_rate": float((logits.argmax(-1) != ref_logits.argmax(-1)).mean()),
+            }
+    return out
+
+
+def bench_lava(quick: bool) -> dict:
+    from hub.lava.bridge import lava_unavailable_reason, run_core, run_lava
+
+    reason = lava_unavailable_reason()
+    if reason:
+        _log(f"lava skipped: {reason}")
+        return {"neurons": 0, "steps": 0, "spike_match": None, "skipped": reason}
+    sys.path.insert(0, str(ROOT / "tests" / "hub"))
+    from test_lava import make_net
+
+    net = make_net(40, 160)
+    steps = 1000
+    _log(f"lava: {sum(p.n for p in net.populations.values())} neurons, {steps} steps")
+    t0 = time.perf_counter()
+    core = run_core(net, steps)
+    core_s = time.perf_counter() - t0
+    lava, lava_s = run_lava(net, steps)
+    match = [(lava[k] == core[k]) for k in core]
+    agree = sum(int(m.sum()) for m in match) / sum(m.size for m in match)
+    return {
+        "neurons": sum(p.n for p in net.populations.values()),
+        "steps": steps,
+        "spike_match": agree,
+        "lava_s": round(lava_s, 3),
+        "core_s": round(core_s, 3),
+        "spike_rate": float(np.mean([core[k].mean() for k in core])),
+    }
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small batches, fewer repetitions")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    result = {"onnx": bench_onnx(a.quick), "lava": bench_lava(a.quick)}
+    print(json.dumps(result, default=lambda v: None if isinstance(v, float) and math.isnan(v) else v))
+
+
+if __name__ == "__main__":
+    main()
