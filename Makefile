@@ -17,7 +17,10 @@ export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 EXTRAS ?= lm,train,serve,export,dev
 PYTEST_ARGS ?=
 
-.PHONY: install demo demo-core demo-train demo-serve serve test test-slow bench browser-deps lint format clean
+HF_ORG ?=
+PYTHON310 ?= $(shell ls -d $$(pyenv root 2>/dev/null || echo $$HOME/.pyenv)/versions/3.10.*/bin/python 2>/dev/null | sort -V | tail -n 1)
+
+.PHONY: release lava-venv olah-venv install demo demo-core demo-train demo-serve serve test test-slow bench browser-deps lint format clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "EvoSpikeNet needs Python >= 3.10 (set PYTHON=...)"'
@@ -42,6 +45,18 @@ demo-serve: install
 
 serve: install
 	$(PY) -m serving.cli $(if $(wildcard artifacts/spiking_lm_debug/config.json),--model artifacts/spiking_lm_debug) $(SERVE_ARGS)
+
+release: install
+	$(VENV)/bin/evospikenet-hub release --org $(HF_ORG)
+
+# The Loihi toolchain (lava-nc) needs Python 3.10: its own venv, driven from hub/lava by subprocess.
+lava-venv: .venv-lava/.installed
+.venv-lava/.installed: scripts/setup_lava.sh
+	PYTHON310=$(PYTHON310) bash scripts/setup_lava.sh
+
+# olah, a Hub mirror, in its own venv: the download tests pull through it over 127.0.0.1.
+olah-venv:
+	test -x .venv-olah/bin/olah-cli || ($(PYTHON) -m venv .venv-olah && PIP_CONSTRAINT= .venv-olah/bin/pip install olah==0.5.4)
 
 browser-deps:
 	bash scripts/install_chromium.sh
