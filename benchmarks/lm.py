@@ -1,0 +1,192 @@
+"""Spiking LM vs an equal-size float Transformer on tiny Shakespeare (plain torch training loop).
+
+``python benchmarks/lm.py --quick`` trains both models with the same config, tokenizer, optimiser and steps
+on the first 90 % of tiny Shakespeare, scores the last 10 %, and prints one JSON line (last stdout line):
+``{"config": {...}, "spiking": {...}, "float": {...}}``. Without ``--quick`` it trains longer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+
+from evospikenet.data.text import load_tiny_shakespeare, load_tokenizer, random_batches
+from evospikenet.energy import HOROWITZ_45NM
+from evospikenet.models import (
+    FloatTransformerLM,
+    FloatTransformerLMConfig,
+    SpikingEvoSpikeNetConfig,
+    SpikingEvoSpikeNetForCausalLM,
+)
+
+
+def _lr(step: int, steps: int, lr: float, warmup: int) -> float:
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    return lr * 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+
+
+def _loss(model, ids, spiking: bool):
+    if spiking:
+        out = model(ids, labels=ids)
+        return out.loss, out
+    return model(ids, ids)[1], None
+
+
+def train(model, train_ids, args, spiking: bool, seed: int) -> float:
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.95))
+    model.train()
+    t0 = time.perf_counter()
+    for step in range(args.steps):
+        for g in opt.param_groups:
+            g["lr"] = _lr(step, args.steps, args.lr, args.warmup)
+        ids = random_batches(train_ids, args.batch_size, args.context, gen)
+        loss, _ = _loss(model, ids, spiking)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if step % max(1, args.steps // 10) == 0 or step == args.steps - 1:
+            print(
+                f"[{'spiking' if spiking else 'float'}] step {step} loss {loss.item():.4f}", file=sys.stderr
+            )
+    return args.steps * args.batch_size * args.context / (time.perf_counter() - t0)
+
+
+@torch.no_grad()
+def evaluate(model, val_ids, args, spiking: bool) -> dict:
+    """Mean next-token loss over non-overlapping val windows (at most ``args.eval_windows``)."""
+    model.eval()
+    L = args.context
+    n = min(args.eval_windows, (val_ids.numel() - 1) // L)
+    windows = val_ids[: n * L].view(n, L)
+    total, count, rates, energy = 0.0, 0, [], []
+    for chunk in windows.split(32):
+        loss, out = _loss(model, chunk, spiking)
+        if out is not None:  # cross-entropy only (out.loss also holds the AEG penalty when it is on)
+            flat = out.logits[:, :-1].reshape(-1, out.logits.shape[-1])
+            loss = torch.nn.functional.cross_entropy(flat, chunk[:, 1:].reshape(-1))
+        total += loss.item() * chunk.shape[0] * (L - 1)
+        count += chunk.shape[0] * (L - 1)
+        if out is not None:
+            rates.append(out.spike_rate.item())
+            energy.append(out.spike_stats.energy_per_token_j())
+    res = {"val_loss": total / count}
+    if spiking:
+        res["spike_rate"] = sum(rates) / len(rates)
+        res["energy_per_token_j"] = sum(energy) / len(energy)
+    return res
+
+
+@torch.no_grad()
+def sample(model, tok, args) -> tuple[str, float]:
+    model.eval()
+    prompt = tok("ROMEO:", return_tensors="pt")["input_ids"]
+    t0 = time.perf_counter()
+    out = model.generate(
+        prompt,
+        max_new_tokens=args.sample_tokens,
+        do_sample=True,
+        top_k=20,
+        pad_token_id=model.config.pad_token_id,
+    )
+    dt = time.perf_counter() - t0
+    return tok.decode(out[0]), args.sample_tokens / dt
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--quick", action="store_true", help="short run (a few CPU minutes)")
+    p.add_argument("--tokenizer", choices=("byte", "gpt2"), default="byte")
+    p.add_argument("--d-model", type=int, default=128)
+    p.add_argument("--n-layers", type=int, default=2)
+    p.add_argument("--n-heads", type=int, default=4)
+    p.add_argument("--time-steps", type=int, default=4)
+    p.add_argument("--context", type=int, default=None, help="default 64 (--quick) or 128")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None, help="default 10 (--quick) or 32")
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--warmup", type=int, default=30)
+    p.add_argument("--eval-windows", type=int, default=None)
+    p.add_argument("--sample-tokens", type=int, default=200)
+    p.add_argument("--backend", choices=("snntorch", "evospikenet"), default="evospikenet")
+    p.add_argument("--readout", choices=("membrane", "spikes"), default="membrane")
+    p.add_argument("--aeg-weight", type=float, default=0.0)
+    p.add_argument("--aeg-target-rate", type=float, default=0.0)
+    p.add_argument("--meta-stdp", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--save", default=None, help="directory to save the trained spiking model and tokenizer")
+    args = p.parse_args(argv)
+    args.steps = args.steps or (160 if args.quick else 3000)
+    args.context = args.context or (64 if args.quick else 128)
+    args.batch_size = args.batch_size or (10 if args.quick else 32)
+    args.eval_windows = args.eval_windows or (64 if args.quick else 10**9)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+
+    tok = load_tokenizer(args.tokenizer)
+    train_ids, val_ids = load_tiny_shakespeare(tok)
+    eot = tok.convert_tokens_to_ids(tok.eos_token)
+    cfg = SpikingEvoSpikeNetConfig(
+        vocab_size=len(tok),
+        d_model=args.d_model,
+        n_layers=args.n_layers,
+        n_heads=args.n_heads,
+        time_steps=args.time_steps,
+        context_length=args.context,
+        neuron_backend=args.backend,
+        readout=args.readout,
+        aeg_weight=args.aeg_weight,
+        aeg_target_rate=args.aeg_target_rate,
+        meta_stdp=args.meta_stdp,
+        bos_token_id=eot,
+        eos_token_id=eot,
+        pad_token_id=eot,
+    )
+    snn = SpikingEvoSpikeNetForCausalLM(cfg)
+    ann = FloatTransformerLM(FloatTransformerLMConfig.from_spiking(cfg))
+    results = {
+        "config": {
+            "d_model": cfg.d_model,
+            "n_layers": cfg.n_layers,
+            "T": cfg.time_steps,
+            "context": cfg.context_length,
+            "steps": args.steps,
+            "batch_size": args.batch_size,
+            "tokenizer": args.tokenizer,
+            "backend": args.backend,
+            "readout": args.readout,
+        }
+    }
+    for name, model, spiking in (("spiking", snn, True), ("float", ann, False)):
+        torch.manual_seed(args.seed)
+        tps = train(model, train_ids, args, spiking, args.seed)
+        res = evaluate(model, val_ids, args, spiking)
+        res["train_tokens_per_s"] = tps
+        res["params"] = float(sum(p.numel() for p in model.parameters()))
+        if spiking:
+            text, gps = sample(model, tok, args)
+            res["generate_tokens_per_s"] = gps
+            print(f"--- spiking sample ---\n{text}\n---", file=sys.stderr)
+        else:
+            res["energy_per_token_j"] = HOROWITZ_45NM.compute_j(macs=model.macs_per_token(args.context))
+        results[name] = res
+    results["ratio_val_loss"] = results["spiking"]["val_loss"] / results["float"]["val_loss"]
+    if args.save:
+        snn.save_pretrained(args.save)
+        tok.save_pretrained(args.save)
+    print(json.dumps(results))
+    return results
+
+
+if __name__ == "__main__":
+    main()

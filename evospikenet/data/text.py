@@ -1,0 +1,99 @@
+"""Text data for the language models: tiny Shakespeare and the tokenizers (GPT-2 BPE or byte-level).
+
+* ``load_tokenizer("gpt2")``: the GPT-2 byte-level BPE from the data directory (``tokenizers/gpt2``) through
+  ``GPT2TokenizerFast``; ``load_tokenizer("byte")``: a 257-token byte-level tokenizer (ids 0..255 are the
+  bytes, 256 is ``<|endoftext|>``) built with ``tokenizers`` as a ``PreTrainedTokenizerFast``, so both save
+  beside a model's weights and reload with ``AutoTokenizer``.
+* ``load_tiny_shakespeare(tokenizer)``: token ids of ``tinyshakespeare/input.txt``, split at 90 % of the
+  *characters* into train and validation (the last 10 % is validation).
+* ``random_batches``: random (B, L) windows of a 1-D id tensor for language-model training.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from .paths import dataset_path
+
+__all__ = ["TOKENIZERS", "load_tokenizer", "byte_tokenizer", "load_tiny_shakespeare", "random_batches"]
+
+TOKENIZERS = ("byte", "gpt2")
+EOT = "<|endoftext|>"
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible map from the 256 bytes to printable unicode symbols."""
+    bs = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), 256))
+    )
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+def byte_tokenizer():
+    """A byte-level tokenizer: id = byte value, plus ``<|endoftext|>`` = 256 (``PreTrainedTokenizerFast``)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {ch: b for b, ch in _bytes_to_unicode().items()}  # byte-level symbol -> byte value
+    vocab[EOT] = 256
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=EOT,
+        eos_token=EOT,
+        unk_token=EOT,
+        pad_token=EOT,
+        model_max_length=10**9,
+    )
+    return fast
+
+
+def load_tokenizer(kind: str = "gpt2", data_dir: str | os.PathLike | None = None):
+    """``"gpt2"``: GPT-2 BPE from ``<data>/tokenizers/gpt2``; ``"byte"``: ``byte_tokenizer()``."""
+    if kind == "byte":
+        return byte_tokenizer()
+    if kind != "gpt2":
+        raise ValueError(f"kind must be one of {TOKENIZERS}, got {kind!r}")
+    from transformers import GPT2TokenizerFast
+
+    tok = GPT2TokenizerFast.from_pretrained(str(dataset_path("tokenizers/gpt2", data_dir)))
+    tok.model_max_length = 10**9  # the model checks its own context length
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_tiny_shakespeare(
+    tokenizer, data_dir: str | os.PathLike | None = None, train_fraction: float = 0.9
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids (int64, 1-D) of tiny Shakespeare: the first ``train_fraction`` of the text and the rest."""
+    if not 0.0 < train_fraction < 1.0:
+        raise ValueError(f"train_fraction must lie in (0, 1), got {train_fraction!r}")
+    text = (dataset_path("tinyshakespeare", data_dir) / "input.txt").read_text(encoding="utf-8")
+    cut = int(len(text) * train_fraction)
+
+    def enc(s: str) -> torch.Tensor:
+        return torch.tensor(tokenizer(s, add_special_tokens=False)["input_ids"], dtype=torch.long)
+
+    return enc(text[:cut]), enc(text[cut:])
+
+
+def random_batches(ids: torch.Tensor, batch_size: int, length: int, generator: torch.Generator | None = None):
+    """One random batch of windows ``(batch_size, length)`` from the 1-D ``ids``."""
+    if ids.ndim != 1 or ids.numel() < length + 1:
+        raise ValueError(
+            f"ids must be 1-D with more than length={length} tokens, got shape {tuple(ids.shape)}"
+        )
+    start = torch.randint(0, ids.numel() - length, (batch_size,), generator=generator)
+    return torch.stack([ids[s : s + length] for s in start.tolist()])

@@ -1,0 +1,60 @@
+"""Models of EvoSpikeNet, registered with ``transformers``' Auto classes on import.
+
+Importing ``evospikenet.models`` registers ``model_type="spiking_evospikenet"`` with ``AutoConfig``,
+``AutoModelForCausalLM`` and ``AutoModelForSequenceClassification`` (idempotent), so ``from_pretrained``,
+``generate()`` and ``pipeline("text-generation")`` work without ``trust_remote_code``.
+"""
+
+from __future__ import annotations
+
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
+
+from .float_lm import FloatTransformerLM, FloatTransformerLMConfig
+from .spiking_lm import (
+    MODEL_TYPE,
+    SpikeStats,
+    SpikingEvoSpikeNetConfig,
+    SpikingEvoSpikeNetForCausalLM,
+    SpikingEvoSpikeNetForSequenceClassification,
+    SpikingEvoSpikeNetModel,
+    SpikingLMOutput,
+)
+
+__all__ = [
+    "MODEL_TYPE",
+    "SpikingEvoSpikeNetConfig",
+    "SpikingEvoSpikeNetModel",
+    "SpikingEvoSpikeNetForCausalLM",
+    "SpikingEvoSpikeNetForSequenceClassification",
+    "SpikingLMOutput",
+    "SpikeStats",
+    "FloatTransformerLM",
+    "FloatTransformerLMConfig",
+    "register_auto_classes",
+]
+
+
+def register_auto_classes() -> None:
+    """Register the spiking LM with the ``transformers`` Auto classes (safe to call twice)."""
+    try:
+        AutoConfig.register(MODEL_TYPE, SpikingEvoSpikeNetConfig, exist_ok=True)
+    except TypeError:
+        try:
+            AutoConfig.register(MODEL_TYPE, SpikingEvoSpikeNetConfig)
+        except ValueError:
+            pass
+
+    for auto, cls in (
+        (AutoModelForCausalLM, SpikingEvoSpikeNetForCausalLM),
+        (AutoModelForSequenceClassification, SpikingEvoSpikeNetForSequenceClassification),
+    ):
+        try:
+            auto.register(SpikingEvoSpikeNetConfig, cls, exist_ok=True)
+        except TypeError:  # older transformers without exist_ok
+            try:
+                auto.register(SpikingEvoSpikeNetConfig, cls)
+            except ValueError:
+                pass
+
+
+register_auto_classes()

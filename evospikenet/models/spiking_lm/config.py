@@ -1,0 +1,118 @@
+"""Configuration of SpikingEvoSpikeNetLM, a ``transformers`` config with its own ``model_type``."""
+
+from __future__ import annotations
+
+import math
+
+from transformers import PretrainedConfig
+
+__all__ = ["SpikingEvoSpikeNetConfig", "MODEL_TYPE", "NEURON_BACKENDS", "TAS_MODES"]
+
+MODEL_TYPE = "spiking_evospikenet"
+NEURON_BACKENDS = ("snntorch", "evospikenet")
+TAS_MODES = ("auto", "stochastic", "deterministic")
+
+
+def _pos_int(name: str, value) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _pos_float(name: str, value) -> None:
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+
+
+class SpikingEvoSpikeNetConfig(PretrainedConfig):
+    """Sizes and switches of the spiking LM (a dataclass under transformers >= 5; every field commented).
+
+    Incompatible sizes (``d_model`` not divisible by ``n_heads``, non-positive sizes, a decay outside
+    (0, 1), an unknown backend) raise ``ValueError`` naming the field.
+    """
+
+    model_type = MODEL_TYPE
+    attribute_map = {
+        "hidden_size": "d_model",
+        "num_hidden_layers": "n_layers",
+        "num_attention_heads": "n_heads",
+        "max_position_embeddings": "context_length",
+    }
+
+    vocab_size: int = 257  # token vocabulary (257: bytes + <|endoftext|>; 50257 for GPT-2 BPE)
+    d_model: int = 128  # width of the residual stream and of every spiking population D
+    n_layers: int = 2  # number of spiking Transformer blocks
+    n_heads: int = 4  # ChronoSpikeAttention heads (d_model must be divisible by it)
+    mlp_ratio: int = 4  # hidden width of the spiking MLP is mlp_ratio * d_model
+    context_length: int = 128  # longest token sequence one forward call accepts
+    time_steps: int = 4  # T: simulation steps per token (every neuron runs T steps)
+    neuron_backend: str = "snntorch"  # "snntorch" (snn.Leaky, explicit membrane) or "evospikenet" (fused LIF)
+    lif_beta: float = 0.5  # membrane decay per step beta = exp(-dt/tau), in (0, 1)
+    lif_threshold: float = 1.0  # firing threshold V_th of every LIF neuron
+    surrogate_alpha: float = 2.0  # ATan surrogate steepness (peak derivative alpha / 2)
+    readout: str = (
+        "membrane"  # head input: "membrane" (non-spiking integrator LN(u)) or "spikes" (final LIF rates)
+    )
+    tas_mode: str = "auto"  # "auto": Bernoulli in training, deterministic in eval; or force either
+    tas_alpha_init: float = 2.0  # initial TAS gain alpha (> 0, kept positive by softplus)
+    tas_beta_init: float = 3.0  # initial TAS offset beta (higher: sparser input spikes)
+    tas_tau_init: float = 1.0  # initial TAS window tau_window (> 0, predicted per token via softplus)
+    attn_tau_init: float = 2.0  # initial temporal-coincidence constant tau (steps) of each head
+    embed_init_std: float = 1.0  # std of the token and position embeddings (they drive TAS directly)
+    layer_norm_eps: float = 1e-5  # epsilon of the pre-spike LayerNorms
+    aeg_weight: float = 0.0  # AEG: weight of the spike-rate penalty added to the loss (0 = off)
+    aeg_target_rate: float = 0.0  # AEG energy budget: only the mean rate above this is penalised
+    meta_stdp: bool = False  # add the MetaSTDP fast-weight path to every block
+    meta_stdp_tau_init: float = 8.0  # initial STDP trace constant tau_plus of the fast weights (tokens)
+    meta_stdp_eta: float = 0.5  # meta-plasticity rate: tau_plus <- tau_plus + eta (R - R_baseline)
+    meta_stdp_tau_range: tuple = (1.0, 64.0)  # clamp range of tau_plus (tokens)
+    classifier_dropout: float = 0.0  # dropout before the sequence-classification head
+    initializer_range: float = 0.02  # std of the Linear weights
+    bos_token_id: int | None = 256  # beginning-of-sequence id (byte-level default: <|endoftext|>)
+    eos_token_id: int | None = 256  # end-of-sequence id
+    pad_token_id: int | None = 256  # padding id
+    tie_word_embeddings: bool = False  # the LM head has its own weights
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        self.validate_architecture()
+
+    def validate_architecture(self):
+        """Raise ``ValueError`` naming the first incompatible field."""
+        for name in (
+            "vocab_size",
+            "d_model",
+            "n_layers",
+            "n_heads",
+            "mlp_ratio",
+            "context_length",
+            "time_steps",
+        ):
+            _pos_int(name, getattr(self, name))
+        if self.d_model % self.n_heads != 0:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if self.neuron_backend not in NEURON_BACKENDS:
+            raise ValueError(f"neuron_backend must be one of {NEURON_BACKENDS}, got {self.neuron_backend!r}")
+        if self.readout not in ("spikes", "membrane"):
+            raise ValueError(f"readout must be 'spikes' or 'membrane', got {self.readout!r}")
+        if self.tas_mode not in TAS_MODES:
+            raise ValueError(f"tas_mode must be one of {TAS_MODES}, got {self.tas_mode!r}")
+        if not (0.0 < self.lif_beta < 1.0):
+            raise ValueError(f"lif_beta must lie in (0, 1), got {self.lif_beta!r}")
+        for name in ("lif_threshold", "surrogate_alpha", "tas_alpha_init", "tas_tau_init", "attn_tau_init"):
+            _pos_float(name, getattr(self, name))
+        for name in ("embed_init_std", "meta_stdp_tau_init", "initializer_range", "layer_norm_eps"):
+            _pos_float(name, getattr(self, name))
+        if self.aeg_weight < 0 or self.aeg_target_rate < 0:
+            raise ValueError(
+                f"aeg_weight and aeg_target_rate must be >= 0, "
+                f"got {self.aeg_weight!r}, {self.aeg_target_rate!r}"
+            )
+        for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
+            tid = getattr(self, name)
+            if tid is not None and not (0 <= tid < self.vocab_size):
+                raise ValueError(f"{name} must be in [0, vocab_size={self.vocab_size}), got {tid!r}")

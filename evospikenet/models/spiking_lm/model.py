@@ -1,0 +1,291 @@
+r"""SpikingEvoSpikeNetLM: a spiking Transformer LM as ``transformers`` models.
+
+Forward pass for ids ``(B, L)``:
+
+.. math::
+
+    e_i = E[x_i] + P[i], \qquad u^{(0)} = \mathrm{TAS}(e) \in \{-1,0,1\}^{T \times B \times L \times D}
+
+    u^{(l+1)} = \mathrm{Block}_l(u^{(l)}), \qquad
+    \mathrm{logits}_i = W_{head} \frac{1}{T}\sum_t r_{t,i} + b, \qquad
+    r = \mathrm{LN}(u^{(n)}) \;\text{(readout="membrane")} \;\text{or}\; \mathrm{LIF}(\mathrm{LN}(u^{(n)}))
+    \;\text{("spikes")}
+
+The default readout is the membrane of non-spiking output neurons (leaky-integrator readout, the usual SNN
+output layer): every block stays spiking, only the head does dense MACs (counted). On tiny Shakespeare it
+learns markedly faster than reading binary rates through one more surrogate (see ``benchmarks/lm.py``).
+
+Each token position runs its own ``T``-step window (membranes start at rest for every call), so the model is
+parallel over tokens in training, causal through ChronoSpikeAttention only, and generation needs no state
+but the token prefix (no KV cache, no hidden globals; ``generate()`` recomputes the prefix, cropped to the
+context). Spike statistics (per-population firing rates, SOPs, energy per token via ``evospikenet.energy``)
+come back on every output as ``spike_stats``; every spiking neuron (TAS included) and every step counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import GenerationMixin, PreTrainedModel
+from transformers.modeling_outputs import ModelOutput
+
+from ...energy import HOROWITZ_45NM, EnergyModel, OpCounter
+from .block import LN_MACS_PER_ELEMENT, LayerStats, MetaSTDP, SpikingBlock, _stats
+from .config import SpikingEvoSpikeNetConfig
+from .neurons import LIFPopulation
+from .tas import TASEncoder
+
+__all__ = [
+    "SpikeStats",
+    "SpikingLMOutput",
+    "SpikingEvoSpikeNetPreTrainedModel",
+    "SpikingEvoSpikeNetModel",
+    "SpikingEvoSpikeNetForCausalLM",
+    "SpikingEvoSpikeNetForSequenceClassification",
+]
+
+
+class SpikeStats:
+    """Spike activity of one forward call, with lazily computed summaries."""
+
+    def __init__(self, layers: list[LayerStats], n_tokens: int) -> None:
+        self.layers = layers  # one entry per spiking population
+        self.n_tokens = n_tokens  # tokens processed (B x L)
+
+    def mean_rate(self) -> torch.Tensor:
+        """Differentiable mean firing rate over every neuron and step (the AEG quantity)."""
+        total = sum(s.spikes for s in self.layers)
+        return total / sum(s.neuron_steps for s in self.layers)
+
+    def layer_rates(self) -> dict[str, float]:
+        """Firing rate (spikes per neuron per step) of each population."""
+        return {s.name: float(s.spikes.detach()) / s.neuron_steps for s in self.layers if s.neuron_steps}
+
+    def op_counter(self) -> OpCounter:
+        """Counts per population as an ``OpCounter`` (SOPs, MACs, neuron updates)."""
+        c = OpCounter()
+        for s in self.layers:
+            c.add_sops(s.name, s.sops)
+            c.add_macs(s.name, s.macs)
+            c.add_updates(s.name, s.neuron_steps)
+        return c
+
+    def sops_per_token(self) -> float:
+        return self.op_counter().total_sops / self.n_tokens
+
+    def energy_per_token_j(self, model: EnergyModel = HOROWITZ_45NM) -> float:
+        """Compute energy (SOPs x E_AC + MACs x E_MAC) per token."""
+        return model.report(self.op_counter()).compute_j / self.n_tokens
+
+    def summary(self) -> dict:
+        """Plain dict for JSON and the UI."""
+        return {
+            "spike_rate": float(self.mean_rate().detach()),
+            "layer_rates": self.layer_rates(),
+            "sops_per_token": self.sops_per_token(),
+            "energy_per_token_j": self.energy_per_token_j(),
+        }
+
+
+@dataclass
+class SpikingLMOutput(ModelOutput):
+    """Output of the spiking models: loss, logits, spike statistics, optional attention weights."""
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    spike_rate: torch.FloatTensor | None = None  # () mean firing rate, differentiable
+    spike_stats: SpikeStats | None = None
+    attentions: tuple | None = None
+    hidden_spikes: torch.Tensor | None = None  # (T, B, L, D) readout: final spikes or normalised membrane
+
+
+class SpikingEvoSpikeNetPreTrainedModel(PreTrainedModel):
+    config_class = SpikingEvoSpikeNetConfig
+    config: SpikingEvoSpikeNetConfig
+    base_model_prefix = "spiking"
+    _no_split_modules = ["SpikingBlock"]
+    _supports_cache_class = False
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            if isinstance(getattr(module, "_evo_skip_init", None), bool):
+                return
+            nn.init.normal_(module.weight, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=self.config.embed_init_std)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    def meta_update(self, reward: float) -> list[float]:
+        """Apply the MetaSTDP meta-plasticity step to every block; returns the new ``tau_+`` values."""
+        return [m.meta_update(reward) for m in self.modules() if isinstance(m, MetaSTDP)]
+
+
+class SpikingEvoSpikeNetModel(SpikingEvoSpikeNetPreTrainedModel):
+    """Embeddings, TAS encoder, spiking blocks and the final spiking population."""
+
+    def __init__(self, config: SpikingEvoSpikeNetConfig) -> None:
+        super().__init__(config)
+        c = config
+        self.tok_emb = nn.Embedding(c.vocab_size, c.d_model)
+        self.pos_emb = nn.Embedding(c.context_length, c.d_model)
+        self.tas = TASEncoder(c.d_model, c.tas_alpha_init, c.tas_beta_init, c.tas_tau_init)
+        self.tas.tau_proj._evo_skip_init = True
+        self.blocks = nn.ModuleList(SpikingBlock(c, i) for i in range(c.n_layers))
+        self.ln_out = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps)
+        self.lif_out = LIFPopulation(c.lif_beta, c.lif_threshold, c.neuron_backend, c.surrogate_alpha)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.tok_emb
+
+    def set_input_embeddings(self, value):
+        self.tok_emb = value
+
+    def check_input_ids(self, input_ids: torch.Tensor) -> None:
+        """Raise ``ValueError`` for empty input, over-long sequences and ids out of range."""
+        if not isinstance(input_ids, torch.Tensor):
+            raise TypeError(f"input_ids must be a torch.Tensor, got {type(input_ids).__name__}")
+        if input_ids.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+            raise ValueError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
+        if input_ids.ndim != 2:
+            raise ValueError(f"input_ids must have shape (batch, length), got {tuple(input_ids.shape)}")
+        if input_ids.numel() == 0:
+            raise ValueError(f"input_ids is empty (shape {tuple(input_ids.shape)}); give at least one token")
+        if input_ids.shape[1] > self.config.context_length:
+            raise ValueError(
+                f"input_ids has {input_ids.shape[1]} tokens, over the context length "
+                f"{self.config.context_length}; crop or split the sequence"
+            )
+        lo, hi = int(input_ids.min()), int(input_ids.max())
+        if lo < 0 or hi >= self.config.vocab_size:
+            raise ValueError(
+                f"input_ids must lie in [0, {self.config.vocab_size}), got values in [{lo}, {hi}]"
+            )
+
+    def tas_stochastic(self) -> bool:
+        mode = self.config.tas_mode
+        return self.training if mode == "auto" else mode == "stochastic"
+
+    def forward(self, input_ids, attention_mask=None, output_attentions=False, fanout_out: int = 0):
+        """Return the readout (T, B, L, D) (final spikes, or the normalised membrane for
+        ``readout="membrane"``), the list of ``LayerStats`` and the per-block attention weights."""
+        self.check_input_ids(input_ids)
+        c = self.config
+        B, L = input_ids.shape
+        key_mask = attention_mask.bool() if attention_mask is not None else None
+        pos = torch.arange(L, device=input_ids.device)
+        e = self.tok_emb(input_ids) + self.pos_emb(pos)[None]  # (B, L, D)
+        u, _ = self.tas(e, c.time_steps, self.tas_stochastic())  # (T, B, L, D) signed spikes
+        stats = [_stats("tas", u, 1)]
+        attns = []
+        for block in self.blocks:
+            u, block_stats, attn = block(u, key_mask, output_attentions)
+            stats.extend(block_stats)
+            attns.append(attn)
+        if c.readout == "membrane":  # non-spiking leaky-integrator readout: the head does MACs
+            s = self.ln_out(u)  # (T, B, L, D) float
+            zero = s.new_zeros(())
+            stats.append(LayerStats("out_membrane", zero, 0, zero, float(LN_MACS_PER_ELEMENT * u.numel())))
+            return s, stats, (tuple(attns) if output_attentions else None)
+        s, _ = self.lif_out(self.ln_out(u))  # (T, B, L, D)
+        stats.append(_stats("out", s, fanout_out, LN_MACS_PER_ELEMENT * u.numel()))
+        return s, stats, (tuple(attns) if output_attentions else None)
+
+
+def _head_stats(config, logits: torch.Tensor) -> LayerStats:
+    """Float work of the head: the 1/T rate scale per logit, or the dense MACs of a membrane readout."""
+    zero = logits.new_zeros(())
+    per_logit = config.d_model if config.readout == "membrane" else 1
+    return LayerStats("head", zero, 0, zero.detach(), float(logits.numel() * per_logit))
+
+
+def _aeg_loss(config, rate: torch.Tensor) -> torch.Tensor:
+    return config.aeg_weight * F.relu(rate - config.aeg_target_rate)
+
+
+class SpikingEvoSpikeNetForCausalLM(SpikingEvoSpikeNetPreTrainedModel, GenerationMixin):
+    """Causal LM head on the readout (membrane of non-spiking output neurons, or final firing rates).
+
+    ``loss = CE(logits[:, :-1], labels[:, 1:]) + aeg_weight * relu(mean_rate - aeg_target_rate)``.
+    """
+
+    def __init__(self, config: SpikingEvoSpikeNetConfig) -> None:
+        super().__init__(config)
+        self.spiking = SpikingEvoSpikeNetModel(config)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=True)  # bias: the unigram prior
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.spiking.tok_emb
+
+    def get_output_embeddings(self):
+        return self.lm_head
+
+    def set_output_embeddings(self, value):
+        self.lm_head = value
+
+    def prepare_inputs_for_generation(self, input_ids, attention_mask=None, **kwargs):
+        ctx = self.config.context_length
+        if attention_mask is not None:
+            attention_mask = attention_mask[:, -ctx:]
+        return {"input_ids": input_ids[:, -ctx:], "attention_mask": attention_mask}
+
+    def forward(self, input_ids=None, attention_mask=None, labels=None, output_attentions=False, **kwargs):
+        s, layers, attns = self.spiking(input_ids, attention_mask, output_attentions, self.config.vocab_size)
+        logits = self.lm_head(s.mean(0))  # (B, L, V)
+        stats = SpikeStats(layers + [_head_stats(self.config, logits)], input_ids.numel())
+        rate = stats.mean_rate()
+        loss = None
+        if labels is not None:
+            ce = F.cross_entropy(
+                logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+                labels[:, 1:].reshape(-1),
+                ignore_index=-100,
+            )
+            loss = ce + _aeg_loss(self.config, rate) if self.config.aeg_weight > 0 else ce
+        return SpikingLMOutput(loss, logits, rate, stats, attns, s)
+
+
+class SpikingEvoSpikeNetForSequenceClassification(SpikingEvoSpikeNetPreTrainedModel):
+    """Classification head on the firing rates of the last real token (the causal summary of the text)."""
+
+    def __init__(self, config: SpikingEvoSpikeNetConfig) -> None:
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.spiking = SpikingEvoSpikeNetModel(config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.score = nn.Linear(config.d_model, config.num_labels, bias=True)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.spiking.tok_emb
+
+    def forward(self, input_ids=None, attention_mask=None, labels=None, output_attentions=False, **kwargs):
+        s, layers, attns = self.spiking(input_ids, attention_mask, output_attentions, 0)
+        B, L = input_ids.shape
+        if attention_mask is not None:
+            last = attention_mask.long().cumsum(1).argmax(1)  # index of the last real token
+        else:
+            last = torch.full((B,), L - 1, device=input_ids.device, dtype=torch.long)
+        pooled = s.mean(0)[torch.arange(B, device=s.device), last]  # (B, D) rates
+        logits = self.score(self.dropout(pooled))
+        stats = SpikeStats(layers, input_ids.numel())
+        rate = stats.mean_rate()
+        loss = None
+        if labels is not None:
+            if self.num_labels == 1:
+                loss = F.mse_loss(logits.squeeze(-1).float(), labels.float())
+            else:
+                loss = F.cross_entropy(logits.float(), labels.view(-1))
+            if self.config.aeg_weight > 0:
+                loss = loss + _aeg_loss(self.config, rate)
+        return SpikingLMOutput(loss, logits, rate, stats, attns, s)

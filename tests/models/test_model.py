@@ -1,0 +1,188 @@
+import pytest
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    pipeline,
+)
+
+from evospikenet.data.text import byte_tokenizer
+from evospikenet.energy import HOROWITZ_45NM
+from evospikenet.models import (
+    SpikingEvoSpikeNetConfig,
+    SpikingEvoSpikeNetForCausalLM,
+    SpikingEvoSpikeNetForSequenceClassification,
+)
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def test_backends_give_identical_logits(tiny_config):
+    torch.manual_seed(0)
+    a = SpikingEvoSpikeNetForCausalLM(tiny_config(neuron_backend="snntorch")).eval()
+    b = SpikingEvoSpikeNetForCausalLM(tiny_config(neuron_backend="evospikenet")).eval()
+    b.load_state_dict(a.state_dict())
+    ids = torch.randint(0, 257, (2, 16))
+    with torch.no_grad():
+        assert torch.equal(a(ids).hidden_spikes, b(ids).hidden_spikes)
+
+
+def test_save_load_round_trip_auto_classes_and_generate(tmp_path, tiny_config):
+    torch.manual_seed(0)
+    model = SpikingEvoSpikeNetForCausalLM(tiny_config()).eval()
+    tok = byte_tokenizer()
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    assert AutoConfig.from_pretrained(tmp_path).model_type == "spiking_evospikenet"
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    assert isinstance(loaded, SpikingEvoSpikeNetForCausalLM)
+    ids = torch.randint(0, 257, (2, 10))
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, loaded(ids).logits)
+    out = loaded.generate(ids[:1, :4], max_new_tokens=20, do_sample=False, pad_token_id=256)
+    assert out.shape == (1, 24)  # runs past the 16-token context by cropping the prefix
+    again = loaded.generate(ids[:1, :4], max_new_tokens=20, do_sample=False, pad_token_id=256)
+    assert torch.equal(out, again)  # deterministic eval: no hidden state carried between calls
+    gen = pipeline("text-generation", model=str(tmp_path), tokenizer=AutoTokenizer.from_pretrained(tmp_path))
+    text = gen("ROMEO:", max_new_tokens=5, do_sample=False)[0]["generated_text"]
+    assert text.startswith("ROMEO:")
+
+
+def test_sequence_classification_head(tmp_path, tiny_config):
+    torch.manual_seed(0)
+    model = SpikingEvoSpikeNetForSequenceClassification(tiny_config(num_labels=2))
+    ids = torch.randint(0, 256, (3, 8))
+    mask = torch.ones_like(ids)
+    mask[0, 5:] = 0
+    out = model(ids, attention_mask=mask, labels=torch.tensor([0, 1, 1]))
+    assert out.logits.shape == (3, 2) and out.loss.requires_grad
+    out.loss.backward()
+    model.eval()
+    with torch.no_grad():  # padding after the last real token does not change the prediction
+        a = model(ids[:1, :5]).logits
+        b = model(ids[:1], attention_mask=mask[:1]).logits
+    assert torch.allclose(a, b, atol=1e-5)
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path)
+    assert isinstance(loaded, SpikingEvoSpikeNetForSequenceClassification)
+
+
+def test_spike_statistics_match_the_energy_model(tiny_config):
+    torch.manual_seed(0)
+    model = SpikingEvoSpikeNetForCausalLM(tiny_config(readout="spikes")).eval()
+    ids = torch.randint(0, 257, (2, 12))
+    out = model(ids)
+    stats = out.spike_stats
+    names = [s.name for s in stats.layers]
+    assert names[0] == "tas" and names[-2:] == ["out", "head"] and len(names) == 3 + 7 * 2
+    rates = stats.layer_rates()
+    total = sum(s.spikes.item() for s in stats.layers) / sum(s.neuron_steps for s in stats.layers)
+    assert out.spike_rate.item() == pytest.approx(total, rel=1e-6)
+    assert all(0.0 <= r <= 1.0 for r in rates.values())
+    # the final population drives the head: every spike fans out to vocab_size accumulates
+    out_layer = stats.layers[-2]
+    assert out_layer.sops.item() == pytest.approx(out_layer.spikes.item() * 257)
+    assert out_layer.neuron_steps == 4 * 2 * 12 * 32  # T x B x L x D: every step of every neuron
+    counter = stats.op_counter()
+    expected = (counter.total_sops * 0.9e-12 + counter.total_macs * 4.6e-12) / ids.numel()
+    assert stats.energy_per_token_j() == pytest.approx(expected)
+    assert stats.energy_per_token_j(HOROWITZ_45NM) > 0
+    assert set(stats.summary()) == {"spike_rate", "layer_rates", "sops_per_token", "energy_per_token_j"}
+    membrane = SpikingEvoSpikeNetForCausalLM(tiny_config(readout="membrane")).eval()
+    head = membrane(ids).spike_stats.layers[-1]
+    assert head.name == "head" and head.macs == 2 * 12 * 257 * 32  # dense D x V per token
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (torch.zeros(1, 0, dtype=torch.long), "empty"),
+        (torch.zeros(1, 17, dtype=torch.long), "context length"),
+        (torch.tensor([[1, 2, 257]]), r"\[0, 257\)"),
+        (torch.tensor([[-1, 2]]), r"\[0, 257\)"),
+        (torch.zeros(4, dtype=torch.long), "shape"),
+        (torch.zeros(1, 4), "integer"),
+    ],
+)
+def test_bad_input_raises_clear_errors(bad, match, tiny_config):
+    model = SpikingEvoSpikeNetForCausalLM(tiny_config())
+    with pytest.raises(ValueError, match=match):
+        model(bad)
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"d_model": 30, "n_heads": 4}, "divisible"),
+        ({"time_steps": 0}, "time_steps"),
+        ({"neuron_backend": "lava"}, "neuron_backend"),
+        ({"lif_beta": 1.0}, "lif_beta"),
+        ({"vocab_size": 100}, "bos_token_id"),
+        ({"tas_mode": "random"}, "tas_mode"),
+    ],
+)
+def test_incompatible_config_raises(kw, match):
+    with pytest.raises(ValueError, match=match):
+        SpikingEvoSpikeNetConfig(**kw)
+
+
+def _train_rate(tiny_config, steps, **kw) -> tuple[float, float]:
+    torch.manual_seed(0)
+    model = SpikingEvoSpikeNetForCausalLM(tiny_config(**kw))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        ids = torch.randint(0, 64, (4, 16), generator=g)
+        out = model(ids, labels=ids)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        ids = torch.randint(0, 64, (4, 16), generator=g)
+        return model(ids).spike_rate.item(), out.loss.item()
+
+
+def test_aeg_regulariser_lowers_the_spike_rate(tiny_config):
+    base_rate, _ = _train_rate(tiny_config, 25)
+    aeg_rate, _ = _train_rate(tiny_config, 25, aeg_weight=5.0)
+    assert aeg_rate < 0.8 * base_rate
+
+
+def test_meta_stdp_off_by_default_and_reward_moves_tau(tiny_config):
+    assert SpikingEvoSpikeNetConfig().meta_stdp is False and SpikingEvoSpikeNetConfig().aeg_weight == 0.0
+    model = SpikingEvoSpikeNetForCausalLM(tiny_config(meta_stdp=True, meta_stdp_eta=2.0))
+    assert model.meta_update(1.0) == [8.0, 8.0]  # first reward sets the baseline
+    up = model.meta_update(2.0)  # better than the baseline: longer traces
+    assert up == [pytest.approx(10.0)] * 2
+    down = model.meta_update(-5.0)  # worse: shorter
+    assert all(d < u for d, u in zip(down, up))
+    for _ in range(50):
+        model.meta_update(-1e6)
+    assert model.meta_update(-1e7)[0] == pytest.approx(1.0)  # clamped to the range
+
+
+def test_stdp_fast_weights_recall_successor_of_a_repeated_pattern():
+    from evospikenet.models.spiking_lm import stdp_fast_weight_readout
+
+    g = torch.Generator().manual_seed(0)
+    pats = (torch.rand(6, 64, generator=g) < 0.3).float()  # six distinct sparse patterns
+    seq = torch.cat([pats, pats])[None]  # A B C D E F A B C D E F
+    y = stdp_fast_weight_readout(seq, torch.tensor(100.0))[0]  # (12, 64)
+    for i in range(6, 11):  # at the second occurrence, the readout points at the next pattern
+        sims = torch.nn.functional.cosine_similarity(y[i][None], pats, dim=-1)
+        assert sims.argmax().item() == (i + 1) % 6
+    assert torch.all(y[0] == 0)  # causal: nothing before the first token
+
+
+def test_meta_stdp_path_is_causal(tiny_config):
+    torch.manual_seed(0)
+    model = SpikingEvoSpikeNetForCausalLM(tiny_config(meta_stdp=True)).eval()
+    ids = torch.randint(0, 257, (1, 12))
+    ids2 = ids.clone()
+    ids2[:, 9:] = 3
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits[:, :9], model(ids2).logits[:, :9])
