@@ -20,7 +20,7 @@ PYTEST_ARGS ?=
 HF_ORG ?=
 PYTHON310 ?= $(shell ls -d $$(pyenv root 2>/dev/null || echo $$HOME/.pyenv)/versions/3.10.*/bin/python 2>/dev/null | sort -V | tail -n 1)
 
-.PHONY: release lava-venv olah-venv install demo demo-core demo-train demo-serve serve test test-slow bench browser-deps lint format clean
+.PHONY: release lava-venv olah-venv ecg install demo demo-core demo-train demo-serve serve test test-slow bench browser-deps lint format clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "EvoSpikeNet needs Python >= 3.10 (set PYTHON=...)"'
@@ -57,6 +57,10 @@ lava-venv: .venv-lava/.installed
 # olah, a Hub mirror, in its own venv: the download tests pull through it over 127.0.0.1.
 olah-venv:
 	test -x .venv-olah/bin/olah-cli || ($(PYTHON) -m venv .venv-olah && PIP_CONSTRAINT= .venv-olah/bin/pip install olah==0.5.4)
+
+# ECG arrhythmia on MIT-BIH: trains the spiking classifier and the ResNet-18-1D baseline, evaluates both.
+ecg: install
+	OMP_NUM_THREADS=1 $(PY) -m training.ecg_run --spiking recipes/ecg/spiking.yaml --baseline recipes/ecg/resnet18.yaml --out artifacts/ecg
 
 browser-deps:
 	bash scripts/install_chromium.sh

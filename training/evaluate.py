@@ -113,6 +113,17 @@ def _run_lm(args: argparse.Namespace) -> dict:
 register_evaluator("lm", "score a text file with a causal language model", _lm_arguments, _run_lm)
 
 
+def _register_task_evaluators() -> None:
+    """The task evaluators live beside their training code; each registers one subcommand."""
+    from .eval_ecg import add_arguments as ecg_args
+    from .eval_ecg import run as run_ecg
+
+    register_evaluator("ecg", "score an ECG beat classifier on WFDB records", ecg_args, run_ecg)
+
+
+_register_task_evaluators()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="evospikenet-eval", description="Evaluate trained EvoSpikeNet models."
