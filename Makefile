@@ -20,7 +20,7 @@ PYTEST_ARGS ?=
 HF_ORG ?=
 PYTHON310 ?= $(shell ls -d $$(pyenv root 2>/dev/null || echo $$HOME/.pyenv)/versions/3.10.*/bin/python 2>/dev/null | sort -V | tail -n 1)
 
-.PHONY: release lava-venv olah-venv ecg install demo demo-core demo-train demo-serve serve test test-slow bench browser-deps lint format clean
+.PHONY: release lava-venv olah-venv ecg bench-setup bench-full install demo demo-core demo-train demo-serve serve test test-slow bench browser-deps lint format clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "EvoSpikeNet needs Python >= 3.10 (set PYTHON=...)"'
@@ -71,9 +71,14 @@ test: install
 test-slow: install
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
-bench: install
+bench-setup: install
 	bash scripts/setup_bench.sh
+
+bench: bench-setup
 	$(PY) benchmarks/core.py --quick
+
+bench-full: bench-setup
+	$(PY) benchmarks/core.py
 
 lint: install
 	$(VENV)/bin/ruff check .

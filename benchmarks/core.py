@@ -1,0 +1,314 @@
+"""Core benchmarks of issue 2, side by side with the peers: ``python benchmarks/core.py [--quick]``.
+
+1. ``train_step``: Linear(N, N) + LIF, forward over all T then backward, EvoSpikeNet vs snnTorch (tutorial
+   idiom), SpikingJelly 2.0 (multi-step) and Norse; median seconds per step.
+2. ``cuba``: Vogels-Abbott CUBA (4000 LIF, 80/20 E/I, p = 0.02, dt = 0.1 ms, 1 s) on EvoSpikeNet's native
+   float and int16 cores vs Brian2 Cython runtime and C++ standalone (scripts/brian2_cuba.py in .venv-brian2).
+3. ``memory``: bytes per synapse per path; one propagation step of a 1M-neuron, 1e8-synapse network with 1 %
+   spiking, event-driven vs torch CSR SpMV; the largest network that simulates 100 steps in < 60 s, < 16 GiB.
+
+Progress goes to stderr; the last stdout line is one JSON object. A missing peer gives null (reason on
+stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from types import SimpleNamespace
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [ROOT, os.path.dirname(os.path.abspath(__file__))]
+warnings.filterwarnings("ignore")
+
+import _peers  # noqa: E402
+
+from evospikenet.core import native  # noqa: E402
+
+TRAIN_CONFIGS = [(4096, 16, 100, 0.1), (4096, 16, 100, 0.5), (1024, 16, 500, 0.1)]  # (N, B, T, p)
+BRIAN2_PY = os.path.join(ROOT, ".venv-brian2", "bin", "python")
+
+
+def log(*a) -> None:
+    print(*a, file=sys.stderr, flush=True)
+
+
+def timeit(fn, reps: int, warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` over ``reps`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+# ------------------------------------------------------------------------------------------- train_step
+def bench_train(quick: bool) -> dict:
+    out = {}
+    for n, b, t, p in TRAIN_CONFIGS:
+        key = f"n{n}_b{b}_t{t}_p{p}"
+        x = (torch.rand(t, b, n, generator=torch.Generator().manual_seed(0)) < p).float()  # (T, B, N)
+        row = {}
+        for name, build in _peers.BUILDERS.items():
+            try:
+                step = build(x)
+                row[f"{name}_s"] = timeit(step, reps=2 if quick else 5)
+                log(f"train_step {key} {name}: {row[f'{name}_s']:.3f} s")
+            except Exception as exc:  # a missing or broken peer must not stop the run
+                row[f"{name}_s"] = None
+                log(f"train_step {key} {name}: null ({type(exc).__name__}: {exc})")
+        out[key] = row
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ cuba
+def _cuba_structure(seed: int = 1):
+    """Random CUBA connectivity: rows 0..3199 excitatory, 3200..3999 inhibitory, each synapse p = 0.02."""
+    g = torch.Generator().manual_seed(seed)
+    n = 4000
+    mask = torch.rand(n, n, generator=g) < 0.02
+    mask.fill_diagonal_(False)
+    groups = []
+    for rows in (slice(0, 3200), slice(3200, n)):
+        m = torch.zeros_like(mask)
+        m[rows] = mask[rows]
+        crow = torch.zeros(n + 1, dtype=torch.int32)
+        crow[1:] = m.sum(1).cumsum(0).to(torch.int32)
+        groups.append((crow, m.nonzero()[:, 1].to(torch.int32).contiguous()))
+    u0 = torch.rand(n, generator=g)  # initial v = Vr + u0 (Vt - Vr)
+    return n, groups, u0
+
+
+def cuba_flats():
+    """Float network in mV, and its int16 quantisation (membrane relative to El in units of ``unit`` mV)."""
+    n, (exc, inh), u0 = _cuba_structure()
+    dt, taum, taue, taui = 0.1, 20.0, 5.0, 10.0  # ms
+    vt, vr, el, we, wi = -50.0, -60.0, -49.0, 60 * 0.27 / 10, -20 * 4.5 / 10  # mV
+    beta, refr = math.exp(-dt / taum), torch.full((n,), 50, dtype=torch.int32)  # 5 ms refractory
+    full = lambda v, dtype=torch.float32: torch.full((n,), v, dtype=dtype)  # noqa: E731
+
+    def grp(c, w, dtype, **kw):  # one synapse group, every weight w
+        return SimpleNamespace(
+            crow=c[0], col=c[1], delay=1, values=torch.full(c[1].shape, w, dtype=dtype), **kw
+        )
+
+    fl = SimpleNamespace(
+        kind="float", n=n, beta=full(beta), gain=full(1 - beta), v_th=full(vt), v_reset=full(vr),
+        v_rest=full(el),
+        refractory_steps=refr, reset="zero", bias=full(0.0), v0=vr + u0 * (vt - vr), leak_shift=None,
+        synapses=[grp(exc, we, dtype=torch.float32, decay=math.exp(-dt / taue), syn_shift=-1),
+                  grp(inh, wi, dtype=torch.float32, decay=math.exp(-dt / taui), syn_shift=-1)],
+    )  # fmt: skip
+    # int16: weights int8 with scale ws (|wi| -> 127); currents carry w_shift fractional bits; the membrane,
+    # zero at El (the leak's fixed point), counts units of gain * ws * 2 so one weight unit moves it by 1/2.
+    ws, w_shift = abs(wi) / 127, 12
+    unit = (1 - beta) * ws * 2
+    q = lambda mv: round(mv / unit)  # noqa: E731
+    i16 = torch.int16
+    it = SimpleNamespace(
+        kind="int16", n=n, leak_shift=full(0, torch.int32), leak_mul=full(round(beta * 65536), torch.int32),
+        leak_bits=16, v_th=full(q(vt - el), i16), v_reset=full(q(vr - el), i16), v_rest=full(0, i16),
+        refractory_steps=refr, reset="zero", bias=full(0, torch.int32), i_shift=w_shift + 1,
+        v0=torch.tensor([q(vr - el + float(u) * (vt - vr)) for u in u0], dtype=i16),
+        synapses=[grp(exc, round(we / ws), dtype=torch.int8, syn_mul=round(math.exp(-dt / taue) * 65536),
+                      w_shift=w_shift, syn_shift=-1, decay=0.0),
+                  grp(inh, round(wi / ws), dtype=torch.int8, syn_mul=round(math.exp(-dt / taui) * 65536),
+                      w_shift=w_shift, syn_shift=-1, decay=0.0)],
+    )  # fmt: skip
+    return fl, it
+
+
+def _brian2(mode: str) -> dict | None:
+    if not os.path.exists(BRIAN2_PY):
+        log(f"brian2 {mode}: null (no {BRIAN2_PY}; run scripts/setup_bench.sh)")
+        return None
+    script = os.path.join(ROOT, "scripts", "brian2_cuba.py")
+    try:
+        r = subprocess.run([BRIAN2_PY, script, "--mode", mode], capture_output=True, text=True, timeout=900)
+        return json.loads(r.stdout.strip().splitlines()[-1])
+    except Exception as exc:
+        log(f"brian2 {mode}: null ({type(exc).__name__}: {exc})")
+        return None
+
+
+def bench_cuba(quick: bool) -> dict:
+    out = {}
+    fl, it = cuba_flats()
+    steps = 10_000  # 1 s at 0.1 ms
+    for name, flat in (("float", fl), ("int", it)):
+        native.run_flat(flat, 100)  # builds the extension if needed
+        res = {}
+
+        def run(flat=flat, res=res):
+            res["s"], _, _ = native.run_flat(flat, steps)
+
+        out[f"evospikenet_{name}_s"] = timeit(run, reps=3 if quick else 7, warmup=0)
+        out[f"evospikenet_{name}_rate_hz"] = res["s"].numel() / flat.n / (steps * 1e-4)
+        log(
+            f"cuba evospikenet {name}: {out[f'evospikenet_{name}_s']:.3f} s, "
+            f"{out[f'evospikenet_{name}_rate_hz']:.2f} Hz"
+        )
+    for mode in ("runtime", "standalone"):
+        r = _brian2(mode)
+        out[f"brian2_{mode}_s"] = r["wall_s"] if r else None
+        out[f"brian2_{mode}_rate_hz"] = r["rate_hz"] if r else None
+        if mode == "standalone":
+            out["brian2_standalone_build_s"] = r["build_s"] if r else None
+        log(f"cuba brian2 {mode}: {r}")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- memory
+def _random_csr(n: int, k: int, dtype: torch.dtype, seed: int = 0):
+    """Fixed out-degree k: crow int32 (n + 1), col int32 (n k) uniform, values (n k) of ``dtype``."""
+    g = torch.Generator().manual_seed(seed)
+    crow = torch.arange(0, n * k + 1, k, dtype=torch.int64).to(torch.int32)
+    col = torch.randint(0, n, (n * k,), generator=g, dtype=torch.int32)
+    if dtype == torch.int8:
+        val = torch.randint(-5, 6, (n * k,), generator=g, dtype=torch.int8)
+    else:
+        val = torch.randn(n * k, generator=g, dtype=dtype)
+    return crow, col, val
+
+
+def _bytes(*ts) -> int:
+    return sum(t.numel() * t.element_size() for t in ts)
+
+
+def _propagation(quick: bool) -> dict:
+    """Bytes per synapse and one propagation step at 1M neurons, 1e8 synapses, 1 % spiking."""
+    out = {}
+    n, k = 1_000_000, 100  # 1e8 synapses
+    crow, col, vi = _random_csr(n, k, torch.int8)
+    nnz = col.numel()
+    out["int_bytes_per_synapse"] = _bytes(crow, col, vi) / nnz
+    out["float_bytes_per_synapse"] = (_bytes(crow, col) + 4 * nnz) / nnz
+    out["torch_default_bytes_per_synapse"] = (8 * (n + 1) + 8 * nnz + 4 * nnz) / nnz  # int64 indices, float32
+    ids = (
+        torch.randperm(n, generator=torch.Generator().manual_seed(1))[: n // 100].sort().values
+    )  # 1 % spiking
+    acc_i = torch.zeros(n, dtype=torch.int32)
+
+    def ev_int():
+        acc_i.zero_()
+        native.propagate_events(crow, col, vi, ids, acc_i)
+
+    out["event_step_int_s"] = timeit(ev_int, reps=5 if quick else 20)
+    vf = torch.randn(nnz, generator=torch.Generator().manual_seed(2))
+    acc_f = torch.zeros(n)
+
+    def ev_float():
+        acc_f.zero_()
+        native.propagate_events(crow, col, vf, ids, acc_f)
+
+    out["event_step_s"] = timeit(ev_float, reps=5 if quick else 20)
+    # SpMV: the CSR of W^T (post-synaptic rows) times the dense 0/1 spike vector; a random W^T has the same
+    # structure as the random W above, so the same arrays serve as W^T.
+    s = torch.zeros(n, 1)
+    s[ids] = 1.0
+    # torch's default CSR (int64 indices, float32 values): its CPU SpMV is far slower with int32 indices
+    wt = torch.sparse_csr_tensor(crow.long(), col.long(), vf, (n, n))
+    out["csr_spmv_step_s"] = timeit(lambda: torch.mm(wt, s), reps=3 if quick else 10)
+    out["event_speedup_vs_spmv"] = out["csr_spmv_step_s"] / out["event_step_s"]
+    log(f"memory: event {out['event_step_s'] * 1e3:.1f} ms (int {out['event_step_int_s'] * 1e3:.1f} ms), "
+        f"spmv {out['csr_spmv_step_s'] * 1e3:.1f} ms")  # fmt: skip
+    return out
+
+
+def bench_memory(quick: bool) -> dict:
+    out = _propagation(quick)  # its 1e8-synapse arrays are freed on return
+    out.update(_largest(quick))
+    return out
+
+
+def _largest(quick: bool, k: int = 100, limit_s: float = 60.0, limit_bytes: int = 16 << 30) -> dict:
+    """Double n (out-degree k, int16 core, ~1 % of neurons spiking per step) while 100 steps stay < 60 s and
+    the arrays < 16 GiB (and < 60 % of this machine's free memory); --quick stops at 2M neurons."""
+    avail = _available_bytes()
+    cap_bytes = min(limit_bytes, int(0.6 * avail)) if avail else limit_bytes
+    n_max = 2_000_000 if quick else 1 << 40
+    best, n = None, 1_000_000
+    while n <= n_max:
+        need = n * k * 5 + n * 40  # CSR (5 B/synapse + row pointer) + per-neuron state and buffers
+        if need > cap_bytes:
+            log(
+                f"largest: stop before n={n}: needs ~{need / 2**30:.1f} GiB > cap {cap_bytes / 2**30:.1f} GiB"
+            )
+            break
+        crow, col, val = _random_csr(n, k, torch.int8, seed=3)
+        flat = SimpleNamespace(
+            kind="int16", n=n, leak_shift=torch.full((n,), 15, dtype=torch.int32),
+            v_th=torch.full((n,), 1000, dtype=torch.int16),
+            v_reset=torch.zeros(n, dtype=torch.int16), v_rest=torch.zeros(n, dtype=torch.int16),
+            refractory_steps=torch.zeros(n, dtype=torch.int32), reset="zero",
+            bias=torch.full((n,), 10, dtype=torch.int32),
+            v0=torch.randint(0, 1000, (n,), dtype=torch.int16),
+            synapses=[SimpleNamespace(crow=crow, col=col, values=val, decay=0.0, syn_shift=-1, delay=1)],
+        )  # fmt: skip
+        t0 = time.perf_counter()
+        s, _, _ = native.run_flat(flat, 100)
+        dt = time.perf_counter() - t0
+        log(
+            f"largest: n={n} synapses={n * k}: 100 steps in {dt:.1f} s, "
+            f"{s.numel() / n / 100:.4f} spikes/neuron/step"
+        )
+        del crow, col, val, flat, s
+        if dt >= limit_s:
+            break
+        best = n
+        n *= 2
+    return {
+        "largest_neurons": best,
+        "largest_synapses": best * k if best else None,
+        "largest_search": f"n doubled from 1e6 (out-degree {k}, int16 core, ~1% spiking/step) up to "
+        f"{'2e6 (--quick bound)' if quick else 'the limits'}; memory cap {cap_bytes / 2**30:.1f} GiB "
+        f"(16 GiB or 60% of free RAM, whichever is less)",
+    }
+
+
+def _available_bytes() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            info = dict(line.split(":", 1) for line in f)
+        return int(info["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions, bounded largest-network search")
+    ap.add_argument(
+        "--only", choices=("train_step", "cuba", "memory"), action="append", help="run only these"
+    )
+    args = ap.parse_args()
+    parts = {"train_step": bench_train, "cuba": bench_cuba, "memory": bench_memory}
+    t0 = time.perf_counter()
+    result = {}
+    for name, fn in parts.items():
+        if args.only and name not in args.only:
+            continue
+        log(f"== {name}")
+        result[name] = fn(args.quick)
+    load = os.getloadavg()
+    result["conditions"] = {
+        "quick": args.quick, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+        "loadavg_1_5_15": [round(x, 2) for x in load], "wall_s": round(time.perf_counter() - t0, 1),
+    }  # fmt: skip
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
