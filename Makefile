@@ -20,7 +20,7 @@ PYTEST_ARGS ?=
 HF_ORG ?=
 PYTHON310 ?= $(shell ls -d $$(pyenv root 2>/dev/null || echo $$HOME/.pyenv)/versions/3.10.*/bin/python 2>/dev/null | sort -V | tail -n 1)
 
-.PHONY: release lava-venv olah-venv ecg bench-setup bench-full install demo demo-core demo-train demo-serve serve test test-slow bench browser-deps lint format clean
+.PHONY: release lava-venv olah-venv ecg multimodal bench-setup bench-full install demo demo-core demo-train demo-serve serve test test-slow bench browser-deps lint format clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "EvoSpikeNet needs Python >= 3.10 (set PYTHON=...)"'
@@ -61,6 +61,10 @@ olah-venv:
 # ECG arrhythmia on MIT-BIH: trains the spiking classifier and the ResNet-18-1D baseline, evaluates both.
 ecg: install
 	OMP_NUM_THREADS=1 $(PY) -m training.ecg_run --spiking recipes/ecg/spiking.yaml --baseline recipes/ecg/resnet18.yaml --out artifacts/ecg
+
+# The multimodal spiking LM on digits and MIT-BIH beats (compares with artifacts/ecg/model when present).
+multimodal: install
+	OMP_NUM_THREADS=1 $(PY) -m training.multimodal_run --recipe recipes/multimodal/full.yaml --out artifacts/multimodal
 
 browser-deps:
 	bash scripts/install_chromium.sh

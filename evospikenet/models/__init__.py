@@ -31,6 +31,7 @@ __all__ = [
     "FloatTransformerLM",
     "FloatTransformerLMConfig",
     "register_auto_classes",
+    "multimodal",
 ]
 
 
@@ -58,3 +59,5 @@ def register_auto_classes() -> None:
 
 
 register_auto_classes()
+
+from . import multimodal  # noqa: E402  (registers multimodal_evospikenet with AutoConfig / AutoModel)
