@@ -20,7 +20,7 @@ PYTEST_ARGS ?=
 HF_ORG ?=
 PYTHON310 ?= $(shell ls -d $$(pyenv root 2>/dev/null || echo $$HOME/.pyenv)/versions/3.10.*/bin/python 2>/dev/null | sort -V | tail -n 1)
 
-.PHONY: release lava-venv olah-venv ecg multimodal bench-setup bench-full install demo demo-core demo-train demo-serve serve test test-slow bench browser-deps lint format clean
+.PHONY: release lava-venv olah-venv ecg sst2 multimodal bench-setup bench-full install demo demo-core demo-train demo-serve serve test test-slow bench browser-deps lint format clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "EvoSpikeNet needs Python >= 3.10 (set PYTHON=...)"'
@@ -41,7 +41,7 @@ demo-train: install
 	OMP_NUM_THREADS=1 $(PY) -m training.cli fit --config recipes/lm/debug.yaml
 
 demo-serve: install
-	$(PY) -m serving.demo --model artifacts/spiking_lm_debug $(if $(wildcard artifacts/sst2/config.json),--sentiment artifacts/sst2)
+	$(PY) -m serving.demo --model artifacts/spiking_lm_debug $(if $(wildcard artifacts/sst2/student_distilled/config.json),--sentiment artifacts/sst2/student_distilled)
 
 serve: install
 	$(PY) -m serving.cli $(if $(wildcard artifacts/spiking_lm_debug/config.json),--model artifacts/spiking_lm_debug) $(SERVE_ARGS)
@@ -61,6 +61,11 @@ olah-venv:
 # ECG arrhythmia on MIT-BIH: trains the spiking classifier and the ResNet-18-1D baseline, evaluates both.
 ecg: install
 	OMP_NUM_THREADS=1 $(PY) -m training.ecg_run --spiking recipes/ecg/spiking.yaml --baseline recipes/ecg/resnet18.yaml --out artifacts/ecg
+
+# SST-2 sentiment: fine-tunes the MiniLM teacher, labels the training set, trains the spiking student from
+# scratch and with distillation, evaluates both on dev (artifacts/sst2/).
+sst2: install
+	HF_HUB_OFFLINE=1 $(PY) -m training.sst2_run
 
 # The multimodal spiking LM on digits and MIT-BIH beats (compares with artifacts/ecg/model when present).
 multimodal: install

@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     from serving.local import ModelPaths, resolve_paths
 
     paths = resolve_paths(ModelPaths())
-    model = "sst2" if paths.sentiment.rstrip("/").endswith("sst2") else "debug"
+    model = "sst2" if "sst2" in paths.sentiment else "debug"
     replicas = 2
     t0 = time.perf_counter()
     url = start(paths, "127.0.0.1", args.port, sentiment_replicas=replicas, ui=False)

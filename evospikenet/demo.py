@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .core import Network, Population, PoissonInput, Projection, SpikeMonitor, fixed_probability
+from .core import Network, PoissonInput, Population, Projection, SpikeMonitor, fixed_probability
 from .core.csr import bytes_per_synapse
 from .energy import EnergyModel
 from .plasticity import STDP, Homeostasis, StructuralPlasticity
@@ -36,10 +36,18 @@ def build_demo_network(n_exc: int = 400, n_inh: int = 100, seed: int = 0, batch:
         return lambda n, gen: torch.randint(lo, hi + 1, (n,), generator=gen, dtype=torch.int8)
 
     projections = [
-        Projection("ee", exc, exc, fixed_probability(n_exc, n_exc, 0.1, w(5, 20), dtype=torch.int8, generator=g)),
-        Projection("ei", exc, inh, fixed_probability(n_exc, n_inh, 0.2, w(10, 30), dtype=torch.int8, generator=g)),
-        Projection("ie", inh, exc, fixed_probability(n_inh, n_exc, 0.2, w(-60, -20), dtype=torch.int8, generator=g)),
-        Projection("ii", inh, inh, fixed_probability(n_inh, n_inh, 0.1, w(-40, -10), dtype=torch.int8, generator=g)),
+        Projection(
+            "ee", exc, exc, fixed_probability(n_exc, n_exc, 0.1, w(5, 20), dtype=torch.int8, generator=g)
+        ),
+        Projection(
+            "ei", exc, inh, fixed_probability(n_exc, n_inh, 0.2, w(10, 30), dtype=torch.int8, generator=g)
+        ),
+        Projection(
+            "ie", inh, exc, fixed_probability(n_inh, n_exc, 0.2, w(-60, -20), dtype=torch.int8, generator=g)
+        ),
+        Projection(
+            "ii", inh, inh, fixed_probability(n_inh, n_inh, 0.1, w(-40, -10), dtype=torch.int8, generator=g)
+        ),
     ]
     inputs = [
         PoissonInput(exc, rate_hz=800.0, weight=60, n_sources=1, generator=g),
@@ -63,7 +71,10 @@ def _plot(path: Path, net: Network, n_steps: int, dt: float) -> None:
     exc_mon, inh_mon = net.monitors
     n_exc = exc_mon.pop.n
     fig, (ax0, ax1) = plt.subplots(2, 1, figsize=(10, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    for mon, offset, color, label in ((exc_mon, 0, "tab:blue", "excitatory"), (inh_mon, n_exc, "tab:red", "inhibitory")):
+    for mon, offset, color, label in (
+        (exc_mon, 0, "tab:blue", "excitatory"),
+        (inh_mon, n_exc, "tab:red", "inhibitory"),
+    ):
         t = mon.t.float() * dt
         ax0.scatter(t, mon.i + offset, s=0.5, c=color, label=label, rasterized=True)
         bins = torch.arange(0, n_steps + 1, 20)
@@ -81,7 +92,9 @@ def _plot(path: Path, net: Network, n_steps: int, dt: float) -> None:
     plt.close(fig)
 
 
-def run_demo(out: str | Path = "artifacts/demo", n_steps: int = 3000, seed: int = 0, progress: bool = True) -> dict:
+def run_demo(
+    out: str | Path = "artifacts/demo", n_steps: int = 3000, seed: int = 0, progress: bool = True
+) -> dict:
     """Simulate the demo network and write ``raster.png`` and ``summary.json`` into ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

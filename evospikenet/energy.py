@@ -58,7 +58,9 @@ class EnergyModel:
             s, m, u = counter.sops[name], counter.macs[name], counter.updates[name]
             compute = s * self.e_sop_j + m * self.e_mac_j
             mem = self.e_sram_32b_j * (
-                s * self.weight_bits / 32 + m * (self.weight_bits + self.act_bits) / 32 + 2 * u * self.state_bits / 32
+                s * self.weight_bits / 32
+                + m * (self.weight_bits + self.act_bits) / 32
+                + 2 * u * self.state_bits / 32
             )
             per_layer[name] = compute
             per_layer_mem[name] = compute + mem
@@ -161,6 +163,8 @@ def linear_macs(n_rows: int, in_features: int, out_features: int) -> int:
     return n_rows * in_features * out_features
 
 
-def conv_macs(out_positions: int, in_channels: int, out_channels: int, kernel_elems: int, groups: int = 1) -> int:
+def conv_macs(
+    out_positions: int, in_channels: int, out_channels: int, kernel_elems: int, groups: int = 1
+) -> int:
     """MACs of a convolution: each output position of each output channel sums ``in/groups * kernel`` terms."""
     return out_positions * out_channels * (in_channels // groups) * kernel_elems

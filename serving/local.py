@@ -25,16 +25,26 @@ class ModelPaths:
     """Where each served model comes from (a local directory or a Hub repo id)."""
 
     lm: str | None = None  # causal spiking LM for generate and insight (None: debug model)
-    sentiment: str | None = None  # spiking sequence classifier (None: artifacts/sst2 if present, else debug)
-    ecg: str | None = None  # ECG beat classifier (None: debug model)
+    sentiment: str | None = (
+        None  # spiking sequence classifier (None: the trained SST-2 student if present, else debug)
+    )
+    ecg: str | None = None  # ECG beat classifier (None: artifacts/ecg/model if present, else debug)
     device_map: str | None = None  # accelerate device map for the LMs ("auto", "cpu"; None: auto if CUDA)
 
 
+# Trained artifacts served by default when they exist (written by `make sst2` and `make ecg`).
+DEFAULT_ARTIFACTS = {
+    "sentiment": os.path.join("artifacts", "sst2", "student_distilled"),
+    "ecg": os.path.join("artifacts", "ecg", "model"),
+}
+
+
 def resolve_paths(paths: ModelPaths, debug_dir: str | None = None) -> ModelPaths:
-    """Fill missing entries: ``artifacts/sst2`` for sentiment when it exists, else tiny debug models."""
+    """Fill missing entries: the trained ``DEFAULT_ARTIFACTS`` when they exist, else tiny debug models."""
     out = ModelPaths(**asdict(paths))
-    if out.sentiment is None and os.path.isfile(os.path.join("artifacts", "sst2", "config.json")):
-        out.sentiment = os.path.abspath(os.path.join("artifacts", "sst2"))
+    for field, path in DEFAULT_ARTIFACTS.items():
+        if getattr(out, field) is None and os.path.isfile(os.path.join(path, "config.json")):
+            setattr(out, field, os.path.abspath(path))
     if None in (out.lm, out.sentiment, out.ecg):
         debug_dir = debug_dir or tempfile.mkdtemp(prefix="evospikenet-debug-models-")
         made = engine.make_debug_models(debug_dir)

@@ -35,7 +35,10 @@ def test_linear_counts():
     s[0, 0, :3] = 1
     assert float(energy.linear_sops(s, 7)) == 21
     assert energy.linear_macs(12, 10, 7) == 840
-    assert energy.conv_macs(out_positions=5, in_channels=4, out_channels=8, kernel_elems=3, groups=2) == 5 * 8 * 2 * 3
+    assert (
+        energy.conv_macs(out_positions=5, in_channels=4, out_channels=8, kernel_elems=3, groups=2)
+        == 5 * 8 * 2 * 3
+    )
 
 
 def test_counter_merge():

@@ -117,12 +117,17 @@ def _register_task_evaluators() -> None:
     """The task evaluators live beside their training code; each registers one subcommand."""
     from .eval_ecg import add_arguments as ecg_args
     from .eval_ecg import run as run_ecg
-
     from .eval_multimodal import add_arguments as mm_args
     from .eval_multimodal import run as run_mm
 
     register_evaluator("ecg", "score an ECG beat classifier on WFDB records", ecg_args, run_ecg)
-    register_evaluator("multimodal", "score a multimodal LM's answers on held-out digits or MIT-BIH beats", mm_args, run_mm)
+    from .eval_sst2 import add_arguments as sst2_args
+    from .eval_sst2 import run as run_sst2
+
+    register_evaluator("sst2", "score an SST-2-format TSV with a sentiment classifier", sst2_args, run_sst2)
+    register_evaluator(
+        "multimodal", "score a multimodal LM's answers on held-out digits or MIT-BIH beats", mm_args, run_mm
+    )
 
 
 _register_task_evaluators()

@@ -41,7 +41,9 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     beside = _REPO_ROOT.parent / "shared" / "data"
     if beside.is_dir():
         return beside
-    raise FileNotFoundError(f"No data directory found ({ENV_VAR} is unset and {beside} does not exist). {_HOW_TO}")
+    raise FileNotFoundError(
+        f"No data directory found ({ENV_VAR} is unset and {beside} does not exist). {_HOW_TO}"
+    )
 
 
 def dataset_path(name: str, data_dir: str | os.PathLike | None = None) -> Path:

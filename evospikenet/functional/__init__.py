@@ -13,7 +13,16 @@ from .integer_lif import (
     loihi_lif_step,
 )
 from .lif import LIFParams, LIFState, lif_init_state, lif_multistep, lif_params, lif_step
-from .surrogate import SURROGATES, ATan, FastSigmoid, Sigmoid, StraightThrough, Surrogate, Triangle, get_surrogate
+from .surrogate import (
+    SURROGATES,
+    ATan,
+    FastSigmoid,
+    Sigmoid,
+    StraightThrough,
+    Surrogate,
+    Triangle,
+    get_surrogate,
+)
 
 __all__ = [
     "LIFParams",

@@ -103,7 +103,9 @@ def int_lif_params(**kwargs) -> IntLIFParams:
     return p
 
 
-def int_lif_init_state(shape: tuple[int, ...], params: IntLIFParams | None = None, device=None) -> IntLIFState:
+def int_lif_init_state(
+    shape: tuple[int, ...], params: IntLIFParams | None = None, device=None
+) -> IntLIFState:
     """Resting state (V = 0) of an int16 population of the given shape."""
     z = torch.zeros(shape, dtype=torch.int16, device=device)
     return IntLIFState(z, z.clone())
@@ -114,7 +116,9 @@ def _half(bits: int) -> int:
     return (1 << bits) >> 1
 
 
-def int_lif_step(x: torch.Tensor, state: IntLIFState | None, params: IntLIFParams) -> tuple[torch.Tensor, IntLIFState]:
+def int_lif_step(
+    x: torch.Tensor, state: IntLIFState | None, params: IntLIFParams
+) -> tuple[torch.Tensor, IntLIFState]:
     """One integer step: input current ``x`` (int8/16/32, (B, N)) -> int8 spikes and the new int16 state."""
     check_tensor("x", x, dtypes=_INT_INPUTS)
     p = params
@@ -179,7 +183,9 @@ def loihi_lif_params(**kwargs) -> LoihiLIFParams:
     return p
 
 
-def loihi_lif_init_state(shape: tuple[int, ...], params: LoihiLIFParams | None = None, device=None) -> LoihiLIFState:
+def loihi_lif_init_state(
+    shape: tuple[int, ...], params: LoihiLIFParams | None = None, device=None
+) -> LoihiLIFState:
     """Zero current and voltage."""
     z = torch.zeros(shape, dtype=torch.int32, device=device)
     return LoihiLIFState(z, z.clone())

@@ -41,9 +41,17 @@ from typing import NamedTuple
 import torch
 
 from .._validate import check_non_negative, check_positive, check_tensor
-from .surrogate import Surrogate, get_surrogate, heaviside
+from .surrogate import Surrogate, get_surrogate
 
-__all__ = ["LIFParams", "LIFState", "lif_params", "lif_init_state", "lif_step", "lif_multistep", "RESET_MODES"]
+__all__ = [
+    "LIFParams",
+    "LIFState",
+    "lif_params",
+    "lif_init_state",
+    "lif_step",
+    "lif_multistep",
+    "RESET_MODES",
+]
 
 RESET_MODES = ("subtract", "zero", "none")
 
@@ -122,7 +130,9 @@ def lif_step(x: torch.Tensor, state: LIFState | None, params: LIFParams) -> tupl
         h = torch.where(active, h, torch.full_like(h, p.v_reset))
         s = surrogate(h - p.v_th) * active
         v = _reset(h, s, p)
-        refrac = torch.where(s.detach() > 0, p.refractory_steps, (state.refrac - 1).clamp_min(0)).to(torch.int32)
+        refrac = torch.where(s.detach() > 0, p.refractory_steps, (state.refrac - 1).clamp_min(0)).to(
+            torch.int32
+        )
         return s, LIFState(v, refrac)
     s = surrogate(h - p.v_th)
     return s, LIFState(_reset(h, s, p), state.refrac)

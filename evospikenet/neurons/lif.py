@@ -47,7 +47,9 @@ class LIF(nn.Module):
 
     def extra_repr(self) -> str:
         p = self.params
-        return f"step_mode={self.step_mode!r}, tau_mem={p.tau_mem}, dt={p.dt}, v_th={p.v_th}, reset={p.reset!r}"
+        return (
+            f"step_mode={self.step_mode!r}, tau_mem={p.tau_mem}, dt={p.dt}, v_th={p.v_th}, reset={p.reset!r}"
+        )
 
 
 class _IntegerBase(nn.Module):

@@ -34,7 +34,9 @@ def test_level_crossing_counts_levels():
     assert int(s_down[:, 0, 1].sum()) == 10
 
 
-@pytest.mark.parametrize("call", [lambda: rate_encode(torch.ones(2), 0), lambda: delta_encode(torch.ones(3, 1), -1.0)])
+@pytest.mark.parametrize(
+    "call", [lambda: rate_encode(torch.ones(2), 0), lambda: delta_encode(torch.ones(3, 1), -1.0)]
+)
 def test_bad_arguments(call):
     with pytest.raises(ValueError):
         call()

@@ -170,7 +170,9 @@ def _lava_reference(a_seq, du, dv, vth, bias):
     return np.stack(out), u, v
 
 
-@pytest.mark.parametrize("du,dv,vth,bias_mant,bias_exp", [(4095, 256, 10, 0, 0), (512, 128, 200, 30, 2), (0, 0, 1000, -7, 1)])
+@pytest.mark.parametrize(
+    "du,dv,vth,bias_mant,bias_exp", [(4095, 256, 10, 0, 0), (512, 128, 200, 30, 2), (0, 0, 1000, -7, 1)]
+)
 def test_loihi_profile_matches_lava_arithmetic(du, dv, vth, bias_mant, bias_exp, device):
     g = torch.Generator().manual_seed(1)
     a = torch.randint(-300, 600, (200, 50), generator=g, dtype=torch.int32)

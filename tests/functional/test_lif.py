@@ -20,7 +20,9 @@ def run_steps(x_seq, params):
 
 def test_membrane_decay_closed_form(device):
     p = lif_params(tau_mem=20e-3, dt=1e-3, v_th=10.0)
-    state = lif_step(torch.zeros(1, 1, device=device), None, p)[1]._replace(v=torch.full((1, 1), 5.0, device=device))
+    state = lif_step(torch.zeros(1, 1, device=device), None, p)[1]._replace(
+        v=torch.full((1, 1), 5.0, device=device)
+    )
     for n in range(1, 50):
         _, state = lif_step(torch.zeros(1, 1, device=device), state, p)
         assert state.v.item() == pytest.approx(5.0 * math.exp(-n * 1e-3 / 20e-3), rel=1e-5)

@@ -1,0 +1,26 @@
+"""LLM data distillation: teachers, cached soft labels, synthetic data and the distillation loss."""
+
+from .finetune import accuracy_of, finetune_classifier, project_embeddings
+from .loss import DistillParams, distillation_loss, soft_kl
+from .soft_labels import label_texts, load_soft_labels, soft_label_dir, texts_digest
+from .synthetic import SynthConfig, generate_synthetic, normalise
+from .teacher import Teacher, find_minilm_dir, model_revision
+
+__all__ = [
+    "Teacher",
+    "find_minilm_dir",
+    "model_revision",
+    "label_texts",
+    "load_soft_labels",
+    "soft_label_dir",
+    "texts_digest",
+    "SynthConfig",
+    "generate_synthetic",
+    "normalise",
+    "DistillParams",
+    "distillation_loss",
+    "soft_kl",
+    "finetune_classifier",
+    "project_embeddings",
+    "accuracy_of",
+]

@@ -1,0 +1,138 @@
+"""``evospikenet-eval sst2`` (JSON keys, energy formula, errors) and the Lightning distillation module."""
+
+import json
+
+import pytest
+import torch
+
+from evospikenet.data.sst2 import read_sst2_tsv
+from evospikenet.distill import DistillParams, distillation_loss
+from evospikenet.energy import HOROWITZ_45NM
+from training import eval_sst2
+from training.eval_sst2 import bert_base_macs, binary_f1, evaluate_sst2
+
+KEYS = ["n", "accuracy", "f1", "spike_rate", "energy_per_sentence_j", "bert_base_energy_per_sentence_j"]
+
+
+def _tsv(path, rows):
+    path.write_text("sentence\tlabel\n" + "".join(f"{s}\t{y}\n" for s, y in rows), encoding="utf-8")
+    return path
+
+
+def test_bert_base_macs_closed_form():
+    d, f = 768, 3072
+    assert bert_base_macs(1) == 12 * (4 * d * d + 2 * d * f + 2 * d) + d * d + 2 * d
+    per_token = bert_base_macs(2) - bert_base_macs(1)  # about 85 M MACs per extra token (short input)
+    assert 84e6 < per_token < 86e6
+    with pytest.raises(ValueError, match="length"):
+        bert_base_macs(0)
+
+
+def test_binary_f1():
+    assert binary_f1([1, 1, 0, 0], [1, 0, 1, 0]) == pytest.approx(0.5)
+    assert binary_f1([0, 0], [0, 0]) == 0.0
+
+
+def test_evaluate_counts_every_sentence(tiny_spiking_cls, byte_tok):
+    texts, labels = ["good", "bad movie", "ok", "a fine film"], [1, 0, 1, 1]
+    r = evaluate_sst2(tiny_spiking_cls, byte_tok, texts, labels, batch_size=2)
+    assert list(r) == KEYS and r["n"] == 4
+    with torch.no_grad():
+        pred = [
+            int(tiny_spiking_cls(input_ids=torch.tensor([byte_tok(t)["input_ids"]])).logits.argmax())
+            for t in texts
+        ]
+    assert r["accuracy"] == sum(p == y for p, y in zip(pred, labels)) / 4
+    lens = [len(byte_tok(t)["input_ids"]) for t in texts]
+    want = sum(HOROWITZ_45NM.compute_j(macs=bert_base_macs(n)) for n in lens) / 4
+    assert r["bert_base_energy_per_sentence_j"] == pytest.approx(want)
+    assert 0 < r["spike_rate"] < 1 and 0 < r["energy_per_sentence_j"] < r["bert_base_energy_per_sentence_j"]
+
+
+def test_cli_prints_json_last_line(tmp_path, tiny_spiking_cls, byte_tok, capsys):
+    model_dir = tmp_path / "m"
+    tiny_spiking_cls.save_pretrained(model_dir)
+    byte_tok.save_pretrained(model_dir)
+    tsv = _tsv(tmp_path / "dev.tsv", [("a great movie", 1), ("dull", 0), ("fun", 1)])
+    assert eval_sst2.main(["--model", str(model_dir), "--tsv", str(tsv)]) == 0
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert list(last) == KEYS and last["n"] == 3
+
+
+def test_cli_errors(tmp_path, capsys):
+    tsv = _tsv(tmp_path / "x.tsv", [("a", 1)])
+    assert eval_sst2.main(["--model", str(tmp_path / "missing"), "--tsv", str(tsv)]) == 2
+    assert "--model" in capsys.readouterr().err
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("sentence\tlabel\nx\t7\n")
+    with pytest.raises(ValueError, match="label"):
+        read_sst2_tsv(bad)
+    with pytest.raises(ValueError, match="path"):
+        read_sst2_tsv(tmp_path / "none.tsv")
+
+
+def _module(**kw):
+    from training.distill import DistillSequenceClassificationModule
+
+    cfg = {
+        "vocab_size": 257,
+        "d_model": 16,
+        "n_layers": 1,
+        "n_heads": 2,
+        "context_length": 16,
+        "time_steps": 2,
+    }
+    return DistillSequenceClassificationModule(model_config=cfg, **kw)
+
+
+def test_module_uses_distillation_loss():
+    torch.manual_seed(0)
+    m = _module(temperature=3.0, alpha=0.7)
+    m.log = lambda *a, **k: None
+    m.model.config.tas_mode = "deterministic"
+    batch = {
+        "input_ids": torch.randint(0, 257, (4, 8)),
+        "attention_mask": torch.ones(4, 8, dtype=torch.long),
+        "labels": torch.tensor([0, 1, 1, 0]),
+        "teacher_logits": torch.randn(4, 2),
+    }
+    out = m._step(batch, "train")
+    want = distillation_loss(out.logits, batch["teacher_logits"], batch["labels"], DistillParams(3.0, 0.7))
+    assert torch.allclose(out.loss, want)
+    val = m._step(batch, "val")  # validation: plain cross-entropy
+    assert torch.allclose(val.loss, torch.nn.functional.cross_entropy(val.logits, batch["labels"]))
+
+
+def test_module_fit_two_steps(tmp_path):
+    import lightning.pytorch as pl
+    from torch.utils.data import DataLoader
+
+    rows = [
+        {
+            "input_ids": torch.randint(0, 257, (8,)),
+            "attention_mask": torch.ones(8, dtype=torch.long),
+            "labels": torch.tensor(i % 2),
+            "teacher_logits": torch.randn(2),
+        }
+        for i in range(8)
+    ]
+    m = _module(alpha=0.5)
+    before = m.model.score.weight.detach().clone()
+    trainer = pl.Trainer(
+        max_steps=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(m, DataLoader(rows, batch_size=4))
+    assert not torch.equal(before, m.model.score.weight)
+
+
+def test_module_bad_arguments():
+    with pytest.raises(ValueError, match="alpha"):
+        _module(alpha=2.0)
+    with pytest.raises(ValueError, match="temperature"):
+        _module(temperature=-1.0)

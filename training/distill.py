@@ -1,0 +1,208 @@
+r"""Lightning wiring of the distillation: a classification module with the soft-label loss, and SST-2 data
+with cached teacher logits.
+
+``DistillSequenceClassificationModule`` extends ``training.modules.SequenceClassificationModule``: training
+batches that carry ``teacher_logits`` (B, C) are scored with
+
+.. math::
+
+    L = \alpha \tau^2 \mathrm{KL}(\mathrm{softmax}(z_t/\tau) \| \mathrm{softmax}(z_s/\tau))
+        + (1-\alpha) \mathrm{CE}(z_s, y) \; [+ \text{AEG penalty}]
+
+(``evospikenet.distill.distillation_loss``); validation keeps plain cross-entropy and accuracy. With
+``init_embeddings`` (a teacher directory) the student's token embeddings start from the teacher's, projected
+to ``d_model`` by PCA.
+
+``SST2DistillDataModule`` reads the SST-2 TSVs, tokenises them with any Hugging Face tokenizer (``"minilm"``:
+the teacher's), and, given a ``teacher``, attaches its cached soft labels to every training phrase
+(``evospikenet.distill.label_texts``: computed once, resumable).
+"""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import Dataset
+
+from evospikenet._validate import check_positive, check_probability
+from evospikenet.distill import DistillParams, distillation_loss, project_embeddings
+
+from .loaders import make_loader
+from .modules import SequenceClassificationModule
+
+__all__ = [
+    "DistillSequenceClassificationModule",
+    "SST2DistillDataModule",
+    "resolve_tokenizer_dir",
+    "load_teacher_embeddings",
+]
+
+
+def resolve_tokenizer_dir(name: str) -> str:
+    """``"minilm"`` -> the all-MiniLM-L6-v2 directory; any other name or path is returned as is."""
+    if name == "minilm":
+        from evospikenet.distill import find_minilm_dir
+
+        return str(find_minilm_dir())
+    return name
+
+
+def load_teacher_embeddings(teacher_dir: str) -> torch.Tensor:
+    """The (V, E) input token embeddings of a ``transformers`` model directory (or ``"minilm"``)."""
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(resolve_tokenizer_dir(teacher_dir))
+    return model.get_input_embeddings().weight.detach().clone()
+
+
+class DistillSequenceClassificationModule(SequenceClassificationModule):
+    """Sequence classification trained on soft teacher labels mixed with the hard ones.
+
+    Args (besides those of ``HFModelModule``):
+        temperature: distillation temperature tau (> 0).
+        alpha: weight of the soft term (0: hard labels only, the from-scratch control).
+        init_embeddings: teacher directory (or "minilm") whose token embeddings initialise the student's.
+    """
+
+    def __init__(
+        self,
+        model: str = "spiking_lm",
+        model_config: dict | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        betas: tuple[float, float] = (0.9, 0.95),
+        warmup_steps: int = 0,
+        temperature: float = 2.0,
+        alpha: float = 0.5,
+        init_embeddings: str | None = None,
+    ):
+        super().__init__(model, model_config, lr, weight_decay, betas, warmup_steps)
+        check_probability("alpha", alpha)
+        check_positive("temperature", temperature)
+        self.distill_params = DistillParams(temperature=temperature, alpha=alpha)
+        if init_embeddings:
+            emb = self.model.get_input_embeddings()
+            w = load_teacher_embeddings(init_embeddings)  # (V, E)
+            if w.shape[0] != emb.weight.shape[0]:
+                raise ValueError(
+                    f"init_embeddings vocabulary ({w.shape[0]}) must equal the student's vocab_size "
+                    f"({emb.weight.shape[0]})"
+                )
+            std = float(getattr(self.model.config, "embed_init_std", 1.0))
+            with torch.no_grad():
+                emb.weight.copy_(project_embeddings(w, emb.weight.shape[1], std))
+
+    def _step(self, batch: dict, stage: str):
+        teacher = batch.get("teacher_logits")
+        inputs = {k: v for k, v in batch.items() if k != "teacher_logits"}
+        if teacher is None or stage != "train":
+            return super()._step(inputs, stage)
+        out = self.model(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"))
+        loss = distillation_loss(
+            out.logits, teacher.to(out.logits.dtype), inputs.get("labels"), self.distill_params
+        )
+        cfg = self.model.config
+        if getattr(cfg, "aeg_weight", 0) > 0 and out.spike_rate is not None:
+            loss = loss + cfg.aeg_weight * torch.relu(out.spike_rate - cfg.aeg_target_rate)
+        out.loss = loss
+        bs = inputs["input_ids"].shape[0]
+        acc = (out.logits.argmax(-1) == inputs["labels"]).float().mean()
+        self.log("train_loss", loss, prog_bar=True, batch_size=bs)
+        self.log("train_acc", acc, prog_bar=True, batch_size=bs)
+        if out.spike_stats is not None:
+            self.log("train_spike_rate", float(out.spike_stats.mean_rate().detach()), batch_size=bs)
+            self._last_stats = out.spike_stats
+        return out
+
+
+class _Rows(Dataset):
+    def __init__(self, enc: dict, labels: list[int], teacher: torch.Tensor | None):
+        self.ids = torch.tensor(enc["input_ids"], dtype=torch.long)  # (N, L)
+        self.mask = torch.tensor(enc["attention_mask"], dtype=torch.long)  # (N, L)
+        self.labels = torch.tensor(labels, dtype=torch.long)  # (N,)
+        self.teacher = teacher  # (N, C) or None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict:
+        row = {"input_ids": self.ids[i], "attention_mask": self.mask[i], "labels": self.labels[i]}
+        if self.teacher is not None:
+            row["teacher_logits"] = self.teacher[i]
+        return row
+
+
+class SST2DistillDataModule(pl.LightningDataModule):
+    """SST-2 train/dev with a Hugging Face tokenizer and, optionally, cached teacher soft labels.
+
+    Args:
+        data_dir: data directory (None: the project rule, ``evospikenet.data.paths``).
+        tokenizer: tokenizer directory or repo id, or "minilm" (the teacher's WordPiece).
+        max_len: tokens per sentence (right-padded / truncated).
+        batch_size: sentences per batch.
+        max_train_samples: cap on training phrases (None: all).
+        max_val_samples: cap on dev sentences (None: all 872).
+        teacher: classifier directory whose logits become soft labels (None: hard labels only).
+        soft_label_cache: root of the soft-label cache.
+        teacher_batch_size: texts per teacher forward call.
+        seed: shuffling seed.
+        num_workers: DataLoader worker processes.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | None = None,
+        tokenizer: str = "minilm",
+        max_len: int = 48,
+        batch_size: int = 64,
+        max_train_samples: int | None = None,
+        max_val_samples: int | None = None,
+        teacher: str | None = None,
+        soft_label_cache: str = "artifacts/sst2/soft_labels",
+        teacher_batch_size: int = 128,
+        seed: int = 0,
+        num_workers: int = 0,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.tokenizer = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.tokenizer is not None:
+            return
+        from transformers import AutoTokenizer
+
+        from evospikenet.data.paths import dataset_path
+        from evospikenet.data.sst2 import read_sst2_tsv
+
+        h = self.hparams
+        root = dataset_path("sst2", h.data_dir)
+        self.tokenizer = AutoTokenizer.from_pretrained(resolve_tokenizer_dir(h.tokenizer))
+        train = read_sst2_tsv(root / "train.tsv", h.max_train_samples)
+        dev = read_sst2_tsv(root / "dev.tsv", h.max_val_samples)
+        soft = None
+        if h.teacher:
+            from evospikenet.distill import Teacher, label_texts
+
+            teacher = Teacher(
+                resolve_tokenizer_dir(h.teacher), kind="classifier", batch_size=h.teacher_batch_size
+            )
+            ds = label_texts(teacher, train[0], h.soft_label_cache)
+            soft = torch.tensor(ds["teacher_logits"], dtype=torch.float32)  # (N, C)
+
+        def enc(texts):
+            return self.tokenizer(texts, max_length=h.max_len, truncation=True, padding="max_length")
+
+        self.train_set = _Rows(enc(train[0]), train[1], soft)
+        self.val_set = _Rows(enc(dev[0]), dev[1], None)
+
+    def train_dataloader(self):
+        h = self.hparams
+        return make_loader(self.train_set, h.batch_size, True, h.seed, h.num_workers)
+
+    def val_dataloader(self):
+        h = self.hparams
+        return make_loader(self.val_set, h.batch_size, False, h.seed, h.num_workers)
+
+    test_dataloader = val_dataloader
+    predict_dataloader = val_dataloader

