@@ -2,8 +2,10 @@
 #
 #   make demo        the main job (installs first): simulate a plastic network on the integer core, train the
 #                    spiking LM's debug recipe, save it, serve it on 127.0.0.1, send one request of each kind, stop
-#   make test        create .venv/, install everything the tests use, run the tests (not the `slow` ones)
-#   make test-slow   the longer checks (marker `slow`)
+#   make test        create .venv/, install everything the tests use, run every test (slow ones included:
+#                    the whole suite fits in about 15 minutes here)
+#   make test-fast   everything but the `slow` marker
+#   make test-slow   only the longer checks (marker `slow`)
 #   make serve       the Ray Serve application and Insight UI on 127.0.0.1 until interrupted
 #   make bench       peer benchmarks (installs the benchmark peers first)
 #   make browser-deps  Debian's Chromium for the browser tests (root; apt)
@@ -20,7 +22,7 @@ PYTEST_ARGS ?=
 HF_ORG ?=
 PYTHON310 ?= $(shell ls -d $$(pyenv root 2>/dev/null || echo $$HOME/.pyenv)/versions/3.10.*/bin/python 2>/dev/null | sort -V | tail -n 1)
 
-.PHONY: release lava-venv olah-venv ecg sst2 multimodal bench-setup bench-full install demo demo-core demo-train demo-serve serve test test-slow bench browser-deps lint format clean
+.PHONY: release lava-venv olah-venv ecg sst2 multimodal bench-setup bench-full test-fast install demo demo-core demo-train demo-serve serve test test-slow bench browser-deps lint format clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "EvoSpikeNet needs Python >= 3.10 (set PYTHON=...)"'
@@ -76,6 +78,9 @@ browser-deps:
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 test-slow: install
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)

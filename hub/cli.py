@@ -4,7 +4,7 @@
 
     evospikenet-hub push DIR REPO_ID [--private] [--revision REV] [--token T] [--endpoint URL]
     evospikenet-hub pull REPO_ID [--revision REV] [--cache-dir D] [--local-dir D]
-    evospikenet-hub export DIR --format {onnx,nir,lava} [--out PATH] [--with-spikes]
+    evospikenet-hub export DIR --format {onnx,nir,lava} [--out PATH] [--with-spikes]  (nir: ECGSpikingNet; lava: refused)
     evospikenet-hub release [--artifacts artifacts] --org ORG [--dry-run]
 
 The environment variables of ``huggingface_hub`` apply (``HF_ENDPOINT``, ``HF_TOKEN``, ``HF_HUB_OFFLINE``).
@@ -52,19 +52,43 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _export(a) -> Path:
+    """Load the saved directory safely (``hub.models.load_model``) and write it in ``a.format``.
+
+    ``nir``: models that ``hub.export_nir.to_nir`` takes (a saved ``ECGSpikingNet``); ``lava``: no saved
+    model type maps to the Lava bridge (it runs core ``Network``s with ``loihi`` populations and no external
+    input), so every class is refused with the reason. Errors are ``ValueError`` naming the model class.
+    """
     from .models import load_model
 
     d = Path(a.dir)
     model = load_model(d)
-    if a.format != "onnx":
-        raise ValueError(
-            f"--format {a.format} exports core SNNs built in Python (hub.export_nir.SpikingSequential, "
-            f"evospikenet.core.Network with the loihi profile via hub.lava.bridge.export_lava); the saved "
-            f"model in {str(d)!r} ({type(model).__name__}) has no {a.format.upper()} form"
-        )
-    from .export_onnx import export_onnx
+    name = type(model).__name__
+    if a.format == "onnx":
+        from .export_onnx import export_onnx
 
-    return export_onnx(model, a.out or d / "model.onnx", with_spikes=a.with_spikes)
+        return export_onnx(model, a.out or d / "model.onnx", with_spikes=a.with_spikes)
+    if a.format == "nir":
+        from evospikenet.models.ecg import ECGSpikingNet
+
+        from .export_nir import export_nir_file
+
+        if not isinstance(model, ECGSpikingNet):
+            raise ValueError(
+                f"--format nir: the saved model in {str(d)!r} ({name}) has no NIR form; NIR export "
+                f"takes ECGSpikingNet directories and, from Python, hub.export_nir.SpikingSequential stacks"
+            )
+        return export_nir_file(model, a.out or d / "model.nir")
+    reason = (
+        "its float encoder, convolutions, per-beat input and subtract reset have no Loihi 2 process in the "
+        "bridge (use --format nir and a NIR-to-Lava tool)"
+        if name == "ECGSpikingNet"
+        else "it is not a core Network with loihi-profile populations"
+    )
+    raise ValueError(
+        f"--format lava: the saved model in {str(d)!r} ({name}) has no Lava form: {reason}; "
+        f"hub.lava.bridge.export_lava exports an evospikenet.core.Network (neuron='loihi', delay-1 delta "
+        f"projections, no external inputs) built in Python"
+    )
 
 
 def main(argv=None) -> int:

@@ -1,10 +1,11 @@
 """The FastAPI ingress: routes, request checks, error mapping and API-key auth, over any backend.
 
 A backend is an object with async methods ``info()``, ``generate(req)`` (async iterator of step dicts),
-``insight(req)``, ``sentiment(req)``, ``ecg(req)`` and ``simulate(req)``; :class:`serving.local.LocalBackend`
-runs the models in this process, :mod:`serving.deployments` forwards to Ray Serve deployments. Every
-rejected request is answered with a 4xx whose JSON holds ``message`` naming the field and ``detail`` (a list
-of ``{"loc": [...], "msg": ...}``); errors inside the server are 500 with no traceback text.
+``insight(req)``, ``sentiment(req)``, ``ecg(req)``, ``multimodal(req)`` and ``simulate(req)``;
+:class:`serving.local.LocalBackend` runs the models in this process, :mod:`serving.deployments` forwards
+to Ray Serve deployments. Every rejected request is answered with a 4xx whose JSON holds ``message``
+naming the field and ``detail`` (a list of ``{"loc": [...], "msg": ...}``); errors inside the
+server are 500 with no traceback text.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from .schemas import (
     HealthResponse,
     InsightRequest,
     InsightResponse,
+    MultimodalRequest,
+    MultimodalResponse,
     SentimentRequest,
     SentimentResponse,
     SimulateRequest,
@@ -106,7 +109,8 @@ def create_api(backend, api_key: str | None = None, ui=None, ui_auth=None) -> Fa
     async def healthz():
         info = await backend.info()
         models = {k: v for k, v in info.items() if isinstance(v, str)}
-        return {"status": "ok", "models": models, "ecg_window": info.get("ecg_window")}
+        return {"status": "ok", "models": models, "ecg_window": info.get("ecg_window"),
+                "multimodal": info.get("multimodal_input")}  # fmt: skip
 
     @app.get("/v1/limits")
     async def limits():
@@ -155,6 +159,13 @@ def create_api(backend, api_key: str | None = None, ui=None, ui_auth=None) -> Fa
     async def ecg(req: ECGRequest):
         _check_model(req, await backend.info(), "ecg")
         return await backend.ecg(req)
+
+    @app.post("/v1/multimodal", response_model=MultimodalResponse, responses={422: {}, 401: {}},
+              response_model_exclude_none=True)  # fmt: skip
+    async def multimodal(req: MultimodalRequest):
+        """Answer a question about an image or an ECG beat, with encoder spikes and cross-modal attention."""
+        _check_model(req, await backend.info(), "multimodal")
+        return await backend.multimodal(req)
 
     @app.post("/v1/simulate", response_model=SimulateResponse, responses={422: {}, 401: {}})
     async def simulate(req: SimulateRequest):

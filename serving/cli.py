@@ -22,6 +22,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--model", default=None, help="causal spiking LM: directory or Hub id")
     ap.add_argument("--sentiment", default=None, help="classifier (default: artifacts/sst2 or debug)")
     ap.add_argument("--ecg", default=None, help="ECG beat classifier directory (default: debug model)")
+    ap.add_argument(
+        "--multimodal", default=None, help="multimodal LM (default: artifacts/multimodal/model or debug)"
+    )
     ap.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     ap.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
     ap.add_argument("--device-map", default=None, help="accelerate device map for the LMs: auto, cpu, ...")
@@ -80,7 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"evospikenet-serve: {e}", file=sys.stderr)
         return 2
-    paths = ModelPaths(lm=args.model, sentiment=args.sentiment, ecg=args.ecg, device_map=args.device_map)
+    paths = ModelPaths(
+        lm=args.model,
+        sentiment=args.sentiment,
+        ecg=args.ecg,
+        multimodal=args.multimodal,
+        device_map=args.device_map,
+    )
     url = start(paths, args.host, args.port, args.num_cpus, batched=not args.unbatched,
                 sentiment_replicas=args.sentiment_replicas, ui=not args.no_ui)  # fmt: skip
     print(f"API: {url}/docs   health: {url}/healthz   UI: {url}/ui   (Ctrl-C stops)", flush=True)

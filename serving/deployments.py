@@ -2,10 +2,11 @@
 
 Deployments: ``Generator`` (streaming tokens), ``Insight`` (rasters, attention, energy), ``Sentiment`` and
 ``ECG`` (dynamic batching with ``@serve.batch``: one forward pass for up to ``max_batch_size`` requests that
-arrive within ``batch_wait_timeout_s``), ``Simulator`` (the plastic E/I network) and ``Ingress`` (the FastAPI
-app of :mod:`serving.api` with the Gradio UI mounted at ``/ui``). Each replica loads its model once, in
-``__init__``. Deployments answer request errors as ``{"error": {"field", "message"}}`` so the ingress maps
-them to 422 without depending on how Ray wraps exceptions.
+arrive within ``batch_wait_timeout_s``), ``Multimodal`` (questions about an image or an ECG beat),
+``Simulator`` (the plastic E/I network) and ``Ingress`` (the FastAPI app of :mod:`serving.api` with the
+Gradio UI mounted at ``/ui``). Each replica loads its model once, in ``__init__``.
+Deployments answer request errors as ``{"error": {"field", "message"}}`` so the ingress maps them to 422
+without depending on how Ray wraps exceptions.
 """
 
 from __future__ import annotations
@@ -91,6 +92,16 @@ class ECG:
 
 
 @serve.deployment(ray_actor_options=_CPU0, max_ongoing_requests=4)
+class Multimodal:
+    def __init__(self, paths: dict) -> None:
+        _threads()
+        self.s = Services(ModelPaths(**paths), kinds=("multimodal",))
+
+    def run(self, req: dict) -> dict:
+        return self.s.multimodal(req)
+
+
+@serve.deployment(ray_actor_options=_CPU0, max_ongoing_requests=4)
 class Simulator:
     def __init__(self) -> None:
         _threads()
@@ -123,6 +134,9 @@ class RayBackend:
     async def ecg(self, req) -> dict:
         return raise_error(await self.h["ecg"].classify.remote(req.model_dump()))
 
+    async def multimodal(self, req) -> dict:
+        return raise_error(await self.h["multimodal"].run.remote(req.model_dump()))
+
     async def simulate(self, req) -> dict:
         return raise_error(await self.h["simulate"].run.remote(req.model_dump()))
 
@@ -130,7 +144,9 @@ class RayBackend:
 @serve.deployment(ray_actor_options=_CPU0, max_ongoing_requests=256)
 @serve.ingress()
 class Ingress:
-    def __init__(self, generate, insight, sentiment, ecg, simulate, info: dict, ui: dict) -> None:
+    def __init__(
+        self, generate, insight, sentiment, ecg, simulate, info: dict, ui: dict, multimodal=None
+    ) -> None:
         self.backend = RayBackend(
             {
                 "generate": generate,
@@ -138,6 +154,7 @@ class Ingress:
                 "sentiment": sentiment,
                 "ecg": ecg,
                 "simulate": simulate,
+                "multimodal": multimodal,
             },
             info,
         )
@@ -177,13 +194,16 @@ def build_app(
         Simulator.bind(),
         info,
         {"enabled": ui, "base_url": f"http://127.0.0.1:{port}"},
+        Multimodal.bind(d),
     )
 
 
 def app_builder(args: dict):
-    """Builder for ``serve run serving.deployments:app_builder lm=... sentiment=... ecg=...``."""
+    """Builder for ``serve run serving.deployments:app_builder lm=... ecg=... multimodal=... ...``."""
     args = dict(args or {})
-    paths = ModelPaths(**{k: args.pop(k) for k in ("lm", "sentiment", "ecg", "device_map") if k in args})
+    paths = ModelPaths(
+        **{k: args.pop(k) for k in ("lm", "sentiment", "ecg", "multimodal", "device_map") if k in args}
+    )
     return build_app(
         paths,
         port=int(args.get("port", DEFAULT_PORT)),

@@ -7,7 +7,8 @@
   model recomputes the prefix cropped to its context). It yields one :class:`Step` per token, with the spike
   raster of every population for the newest token, the last layer's attention averaged over heads and the
   compute energy ``E = SOPs * E_AC + MACs * E_MAC`` of the step (``SpikeStats``).
-* :func:`make_debug_models` writes tiny random-init models (LM, sentiment classifier, ECG) for tests.
+* :func:`make_debug_models` writes tiny random-init models (LM, sentiment classifier, ECG, multimodal) for
+  tests.
 """
 
 from __future__ import annotations
@@ -326,7 +327,7 @@ def classify_ecg(model, signals: list[list[float]], rrs: list, return_spikes: bo
 
 
 def make_debug_models(out: str | os.PathLike, seed: int = 0) -> dict[str, str]:
-    """Write tiny random-init models (``lm``, ``sentiment``, ``ecg``) under ``out``; returns their paths."""
+    """Write tiny random-init models (``lm``, ``sentiment``, ``ecg``, ``multimodal``) under ``out``."""
     from evospikenet.data.text import byte_tokenizer
 
     out = Path(out)
@@ -350,5 +351,8 @@ def make_debug_models(out: str | os.PathLike, seed: int = 0) -> dict[str, str]:
     ecg = ECGSpikingNet(ECGSpikingConfig(channels=[4, 8, 8], hidden=16))
     ecg.save_pretrained(out / "ecg")
     paths["ecg"] = str(out / "ecg")
+    from .multimodal import make_debug_multimodal
+
+    paths["multimodal"] = make_debug_multimodal(out / "multimodal", seed)
     (out / "debug_models.json").write_text(json.dumps(paths))
     return paths

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import anyio
 
-from . import engine
+from . import engine, multimodal
 from .simulate import simulate
 
 __all__ = ["ModelPaths", "resolve_paths", "model_name", "describe", "Services", "LocalBackend", "step_dict"]
@@ -29,6 +29,7 @@ class ModelPaths:
         None  # spiking sequence classifier (None: the trained SST-2 student if present, else debug)
     )
     ecg: str | None = None  # ECG beat classifier (None: artifacts/ecg/model if present, else debug)
+    multimodal: str | None = None  # multimodal LM (None: artifacts/multimodal/model if present, else debug)
     device_map: str | None = None  # accelerate device map for the LMs ("auto", "cpu"; None: auto if CUDA)
 
 
@@ -36,6 +37,7 @@ class ModelPaths:
 DEFAULT_ARTIFACTS = {
     "sentiment": os.path.join("artifacts", "sst2", "student_distilled"),
     "ecg": os.path.join("artifacts", "ecg", "model"),
+    "multimodal": os.path.join("artifacts", "multimodal", "model"),
 }
 
 
@@ -45,30 +47,44 @@ def resolve_paths(paths: ModelPaths, debug_dir: str | None = None) -> ModelPaths
     for field, path in DEFAULT_ARTIFACTS.items():
         if getattr(out, field) is None and os.path.isfile(os.path.join(path, "config.json")):
             setattr(out, field, os.path.abspath(path))
-    if None in (out.lm, out.sentiment, out.ecg):
+    if None in (out.lm, out.sentiment, out.ecg, out.multimodal):
         debug_dir = debug_dir or tempfile.mkdtemp(prefix="evospikenet-debug-models-")
         made = engine.make_debug_models(debug_dir)
         out.lm = out.lm or made["lm"]
         out.sentiment = out.sentiment or made["sentiment"]
         out.ecg = out.ecg or made["ecg"]
+        out.multimodal = out.multimodal or made["multimodal"]
     return out
 
 
-def model_name(path: str) -> str:
-    """``debug`` for the generated debug models, else the directory name or Hub id."""
+def model_name(path: str | None) -> str | None:
+    """``debug`` for the generated debug models, else the directory name or Hub id (None: not served)."""
+    if path is None:
+        return None
     if "evospikenet-debug-models-" in path or os.path.isfile(os.path.join(path, "..", "debug_models.json")):
         return "debug"
     return os.path.basename(os.path.normpath(path)) if os.path.isdir(path) else path
 
 
 def describe(p: ModelPaths) -> dict:
-    """Served model name per endpoint, and the ECG window length (read from its config, no weights)."""
+    """Served model name per endpoint, the ECG window length and the multimodal input sizes (configs only)."""
     from evospikenet.models.ecg import ECGSpikingConfig
+    from evospikenet.models.multimodal import MultiModalEvoSpikeNetConfig
 
     n = model_name
     window = ECGSpikingConfig.from_pretrained(p.ecg).window if p.ecg else None
-    return {"generate": n(p.lm), "insight": n(p.lm), "sentiment": n(p.sentiment), "ecg": n(p.ecg),
+    info = {"generate": n(p.lm), "insight": n(p.lm), "sentiment": n(p.sentiment), "ecg": n(p.ecg),
             "ecg_window": window}  # fmt: skip
+    if p.multimodal:
+        c = MultiModalEvoSpikeNetConfig.from_pretrained(p.multimodal)
+        info["multimodal"] = n(p.multimodal)
+        info["multimodal_input"] = {
+            "image_size": c.image_size, "image_channels": c.image_channels,
+            "image_max_value": c.image_max_value,
+            "signal_length": c.signal_length, "n_rr": c.n_rr, "image_words": list(c.image_words),
+            "signal_words": list(c.signal_words),
+        }  # fmt: skip
+    return info
 
 
 def step_dict(step: engine.Step) -> dict:
@@ -85,7 +101,7 @@ def step_dict(step: engine.Step) -> dict:
 class Services:
     """Loaded models and the synchronous request handlers (``kinds`` picks what to load)."""
 
-    def __init__(self, paths: ModelPaths, kinds=("lm", "sentiment", "ecg")) -> None:
+    def __init__(self, paths: ModelPaths, kinds=("lm", "sentiment", "ecg", "multimodal")) -> None:
         self.paths = paths
         dm = None if paths.device_map in (None, "") else paths.device_map
         if "lm" in kinds:
@@ -94,9 +110,14 @@ class Services:
             self.cls, self.cls_tok, self.labels = engine.load_classifier(paths.sentiment, dm)
         if "ecg" in kinds:
             self.ecg = engine.load_ecg(paths.ecg)
+        self.mm = None  # the multimodal LM, loaded only when kinds asks for it and a path is given
+        if "multimodal" in kinds and paths.multimodal:
+            self.mm = multimodal.load_multimodal(paths.multimodal)
 
     def info(self) -> dict:
-        return describe(self.paths)
+        if getattr(self, "_info", None) is None:  # read the configs once
+            self._info = describe(self.paths)
+        return self._info
 
     def generate_iter(self, req: dict):
         return engine.generate_steps(
@@ -151,6 +172,15 @@ class Services:
                 out.append({"error": {"field": e.field, "message": e.message}})
         return out
 
+    def multimodal(self, req: dict) -> dict:
+        """One answer (errors as ``{"error": ...}``, like the batch handlers)."""
+        try:
+            if self.mm is None:
+                raise engine.RequestError("model", "this server serves no multimodal model")
+            return multimodal.answer(self.mm, req, model_name(self.paths.multimodal))
+        except engine.RequestError as e:
+            return {"error": {"field": e.field, "message": e.message}}
+
 
 def raise_error(result: dict) -> dict:
     """Turn an ``{"error": {...}}`` answer back into a :class:`RequestError`."""
@@ -193,6 +223,9 @@ class LocalBackend:
     async def ecg(self, req) -> dict:
         res = await anyio.to_thread.run_sync(self.s.ecg_batch, [req.model_dump()])
         return raise_error(res[0])
+
+    async def multimodal(self, req) -> dict:
+        return raise_error(await anyio.to_thread.run_sync(self.s.multimodal, req.model_dump()))
 
     async def simulate(self, req) -> dict:
         return raise_error(await anyio.to_thread.run_sync(run_simulation, req.model_dump()))

@@ -22,6 +22,8 @@ __all__ = [
     "SentimentResponse",
     "ECGRequest",
     "ECGResponse",
+    "MultimodalRequest",
+    "MultimodalResponse",
     "SimulateRequest",
     "SimulateResponse",
     "HealthResponse",
@@ -122,6 +124,38 @@ class ECGResponse(BaseModel):
     rasters: dict[str, list[list[int]]] | None = None  # layer -> (T, N<=64) spikes
 
 
+class MultimodalRequest(_Request):
+    """A question about an image or an ECG beat (sizes are checked against the served model -> 422)."""
+
+    text: Text  # the question, e.g. "what digit is this ?"
+    image: list[FiniteFloat] | None = Field(None, min_length=1, max_length=4096)  # C*S*S pixels row by row
+    signal: list[FiniteFloat] | None = Field(None, min_length=1, max_length=4096)  # beat window (mV)
+    rr: list[FiniteFloat] | None = Field(None, max_length=64)  # RR features (model's n_rr); None: mean
+    max_new_tokens: int | None = Field(None, ge=1, le=LIMITS.max_new_tokens, strict=True)  # None: model's
+    return_insight: bool = Field(True, strict=True)  # encoder spikes and cross-modal attention
+    model: ModelName = None
+
+
+class EncoderSpikes(BaseModel):
+    raster: list[list[int]]  # (T, N<=64) spikes of the population for the item
+    neurons: int  # neurons of the population (the raster shows the first 64)
+    rate: float  # mean firing rate over T and every neuron
+
+
+class MultimodalResponse(BaseModel):
+    model: str
+    prompt: str
+    answer: str
+    text_tokens: list[str] | None = None  # prompt + answer tokens (rows of cross_attention)
+    prefix_tokens: list[str] | None = None  # "image.0", ... (columns of cross_attention)
+    prefix_len: int | None = None  # P: prefix positions before the text
+    cross_attention: list[list[float]] | None = None  # (L, P) last layer, mean over heads, text -> prefix
+    prefix_mass: list[float] | None = None  # (L,) attention mass each text token puts on the prefix
+    encoder_spikes: dict[str, EncoderSpikes] | None = None  # "image.enc0", ... -> spikes
+    spike_rate: float | None = None  # mean firing rate of the forward pass
+    energy_j: float | None = None  # compute energy of the forward pass over prompt + answer
+
+
 class SimulateRequest(_Request):
     n_exc: int = Field(80, ge=1, le=1600, strict=True)
     n_inh: int = Field(20, ge=1, le=400, strict=True)
@@ -147,3 +181,4 @@ class HealthResponse(BaseModel):
     status: str
     models: dict[str, str]  # endpoint -> model name
     ecg_window: int | None = None  # samples per ECG beat window the ECG model expects
+    multimodal: dict | None = None  # input sizes of the multimodal model (image_size, signal_length, ...)

@@ -1,9 +1,9 @@
-"""The Insight UI (Gradio): Generate, Classify and Network tabs over the HTTP API (no Ray import).
+"""The Insight UI (Gradio): Generate, Classify, Network and Multimodal tabs over the HTTP API (no Ray).
 
 ``build_ui(base_url)`` talks to a running endpoint only through HTTP (``httpx``), so the same Blocks are
 mounted at ``/ui`` inside the Ray Serve application and also run alone against any server
-(``python -m serving.ui --url http://127.0.0.1:8000``). New tabs (a Multimodal tab is next) register in
-``TABS``: a list of ``(title, builder(client))``.
+(``python -m serving.ui --url http://127.0.0.1:8000``). Tabs register in ``TABS``: a list of
+``(title, builder(client))``; the Multimodal tab lives in :mod:`serving.ui_multimodal`.
 """
 
 from __future__ import annotations
@@ -246,7 +246,18 @@ def _network_tab(client: ApiClient) -> None:
     go.click(run, [n_exc, n_inh, steps, w0, w1], [raster, rates, graph, hist])
 
 
-TABS = [("Generate", _generate_tab), ("Classify", _classify_tab), ("Network", _network_tab)]
+def _multimodal_tab(client: ApiClient) -> None:
+    from .ui_multimodal import multimodal_tab  # imported here: it builds on this module's helpers
+
+    multimodal_tab(client)
+
+
+TABS = [
+    ("Generate", _generate_tab),
+    ("Classify", _classify_tab),
+    ("Network", _network_tab),
+    ("Multimodal", _multimodal_tab),
+]
 
 
 def build_ui(base_url: str = "http://127.0.0.1:8000", api_key: str | None = None) -> gr.Blocks:
@@ -254,7 +265,8 @@ def build_ui(base_url: str = "http://127.0.0.1:8000", api_key: str | None = None
     client = ApiClient(base_url, api_key)
     with gr.Blocks(title="EvoSpikeNet Insight") as demo:
         gr.Markdown(
-            "# EvoSpikeNet Insight\nSpiking LM generation, classification and plastic SNN simulation."
+            "# EvoSpikeNet Insight\nSpiking LM generation, classification, plastic SNN simulation and "
+            "multimodal questions."
         )
         for title, builder in TABS:
             with gr.Tab(title, elem_id=f"tab-{title.lower()}"):

@@ -17,6 +17,7 @@ FIELDS = {
     "/v1/sentiment": ["text", "return_spikes", "model"],
     "/v1/ecg": ["signal", "rr", "return_spikes", "model"],
     "/v1/simulate": ["n_exc", "n_inh", "steps", "seed", "window", "snapshot_every", "graph_neurons"],
+    "/v1/multimodal": ["text", "image", "signal", "rr", "max_new_tokens", "return_insight", "model"],
 }
 
 small_int = st.integers(-3, 40) | st.integers(-(2**63), 2**63)
