@@ -4,8 +4,7 @@ import math
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
+from dispatch_helpers import DtypeRecorder
 
 from evospikenet.core import (
     CurrentInput,
@@ -285,21 +284,6 @@ def test_batch_rows_are_independent(device, neuron):
         single.run(T)
         ev = me.events[me.events[:, 1] == b]
         assert torch.equal(ev[:, [0, 2]], m1.events[:, [0, 2]])
-
-
-class DtypeRecorder(TorchDispatchMode):
-    """Records the dtype of every tensor going into or out of every dispatched op."""
-
-    def __init__(self):
-        super().__init__()
-        self.seen = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for x in tree_flatten((args, kwargs, out))[0]:
-            if isinstance(x, torch.Tensor):
-                self.seen.append((str(func), x.dtype))
-        return out
 
 
 def test_integer_step_has_no_floating_point_op(device):

@@ -5,10 +5,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from dispatch_helpers import DtypeRecorder
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 
 from evospikenet.functional import (
     int_lif_params,
@@ -18,21 +17,6 @@ from evospikenet.functional import (
     loihi_lif_params,
     loihi_lif_step,
 )
-
-
-class DtypeRecorder(TorchDispatchMode):
-    """Records (op, dtype) of every tensor an aten op receives or returns."""
-
-    def __init__(self):
-        super().__init__()
-        self.seen = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in tree_flatten((args, kwargs, out))[0]:
-            if isinstance(t, torch.Tensor):
-                self.seen.append((str(func), t.dtype))
-        return out
 
 
 def _ref_int_step(v, refrac, x, p):

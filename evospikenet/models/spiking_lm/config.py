@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 from transformers import PretrainedConfig
+
+from ..._validate import check_int_range, check_positive
 
 __all__ = ["SpikingEvoSpikeNetConfig", "MODEL_TYPE", "NEURON_BACKENDS", "TAS_MODES"]
 
@@ -14,18 +14,11 @@ TAS_MODES = ("auto", "stochastic", "deterministic")
 
 
 def _pos_int(name: str, value) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    check_int_range(name, value, 1, 2**31 - 1)
 
 
 def _pos_float(name: str, value) -> None:
-    if (
-        not isinstance(value, (int, float))
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    check_positive(name, value)
 
 
 class SpikingEvoSpikeNetConfig(PretrainedConfig):
