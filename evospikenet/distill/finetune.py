@@ -87,11 +87,13 @@ def finetune_classifier(
         return json.loads(metrics_path.read_text())
     if max_steps < 1 or train_layers < 0:
         raise ValueError(f"max_steps must be >= 1 and train_layers >= 0, got {max_steps!r}, {train_layers!r}")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.manual_seed(seed)
     n_labels = max(max(train[1]), max(dev[1])) + 1
-    model = AutoModelForSequenceClassification.from_pretrained(str(base_dir), num_labels=n_labels)
-    tok = AutoTokenizer.from_pretrained(str(base_dir))
+    # base_dir is a local directory: never ask the Hub (without touching the process environment).
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(base_dir), num_labels=n_labels, local_files_only=True
+    )
+    tok = AutoTokenizer.from_pretrained(str(base_dir), local_files_only=True)
     base = getattr(model, model.base_model_prefix)
     layers = base.encoder.layer
     if train_layers > len(layers):

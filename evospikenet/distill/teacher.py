@@ -15,7 +15,6 @@ a local directory's config and weight files).
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import torch
@@ -128,15 +127,15 @@ class Teacher:
             AutoTokenizer,
         )
 
-        if Path(self.name).is_dir():
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        cfg = AutoConfig.from_pretrained(self.name, revision=revision)
+        # A local directory never needs the Hub: say so per call instead of changing the process environment.
+        local = {"local_files_only": True} if Path(self.name).is_dir() else {}
+        cfg = AutoConfig.from_pretrained(self.name, revision=revision, **local)
         if kind == "auto":
             arch = " ".join(cfg.architectures or [])
             kind = "causal_lm" if ("CausalLM" in arch or "LMHead" in arch) else "classifier"
         cls = AutoModelForCausalLM if kind == "causal_lm" else AutoModelForSequenceClassification
-        model = cls.from_pretrained(self.name, revision=revision)
-        tok = AutoTokenizer.from_pretrained(self.name, revision=revision)
+        model = cls.from_pretrained(self.name, revision=revision, **local)
+        tok = AutoTokenizer.from_pretrained(self.name, revision=revision, **local)
         if kind == "causal_lm":
             tok.padding_side = "left"
         return model, tok, kind

@@ -82,7 +82,9 @@ def test_push_without_valid_token_is_refused(hub_server, tmp_path):
 
 
 def _run_py(code: str, env: dict) -> subprocess.CompletedProcess:
-    full = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **env}
+    # Start from a clean Hub environment: only what the test passes may steer the child.
+    base = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    full = {**base, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **env}
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full, timeout=300)
 
 
