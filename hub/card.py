@@ -24,7 +24,16 @@ __all__ = ["TASKS", "probe_stats", "build_card"]
 
 # model type -> (pipeline tag, task sentence, data sets)
 TASKS = {
-    "spiking_evospikenet": ("text-generation", "language modelling (spiking Transformer LM)", ["wikitext"]),
+    "spiking_evospikenet": (
+        "text-generation",
+        "language modelling (spiking Transformer LM)",
+        ["tiny_shakespeare"],
+    ),
+    "multimodal_evospikenet": (
+        "image-text-to-text",
+        "questions about 8x8 digit images and ECG beats (multimodal spiking LM)",
+        ["sklearn-digits", "mit-bih-arrhythmia"],
+    ),
     "evospikenet_ecg_snn": ("other", "ECG beat classification, AAMI N/S/V/F/Q", ["mit-bih-arrhythmia"]),
     "evospikenet_ecg_resnet18": (
         "other",
@@ -47,6 +56,16 @@ def probe_stats(model, model_type: str) -> dict:
         c = model.config
         ids = torch.randint(0, c.vocab_size, (1, min(16, c.context_length)), generator=g)
         s = model(input_ids=ids).spike_stats.summary()
+        return {
+            "spike_rate": s["spike_rate"],
+            "energy_per_token_j": s["energy_per_token_j"],
+            "sops_per_token": s["sops_per_token"],
+        }
+    if model_type == "multimodal_evospikenet":
+        c = model.config
+        ids = torch.tensor([model.tokenizer.prompt("what digit is this?")])
+        image = torch.randint(0, 17, (1, c.image_channels, c.image_size, c.image_size), generator=g).float()
+        s = model(input_ids=ids, images=image).spike_stats.summary()
         return {
             "spike_rate": s["spike_rate"],
             "energy_per_token_j": s["energy_per_token_j"],

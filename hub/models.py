@@ -38,6 +38,14 @@ KNOWN_TYPES = {
     "evospikenet_ecg_snn": ("channels", "kernels", "strides", "hidden", "time_steps"),
     "evospikenet_ecg_resnet18": ("widths", "blocks"),
     DIGITS_TYPE: ("network_config", "n_classes", "feature_scale"),
+    "multimodal_evospikenet": (
+        "vocab",
+        "d_model",
+        "n_layers",
+        "image_size",
+        "signal_length",
+        "context_length",
+    ),
 }
 
 
@@ -165,6 +173,10 @@ def load_model(path, task: str | None = None) -> nn.Module:
         from evospikenet.models.ecg import load_ecg_model
 
         return load_ecg_model(d)
+    if mt == "multimodal_evospikenet":
+        from evospikenet.models.multimodal import MultiModalEvoSpikeNetForCausalLM
+
+        return MultiModalEvoSpikeNetForCausalLM.from_pretrained(str(d)).eval()
     from safetensors.torch import load_file
     from transformers import AutoConfig
 

@@ -169,3 +169,30 @@ def test_olah_mirror_serves_pushed_model_offline(hub_server, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_push_pull_multimodal_same_answers_and_logits(hub_server, tmp_path):
+    from evospikenet.models.multimodal import MultiModalEvoSpikeNetConfig, MultiModalEvoSpikeNetForCausalLM
+
+    _, url = hub_server
+    torch.manual_seed(0)
+    cfg = MultiModalEvoSpikeNetConfig(
+        d_model=32,
+        n_layers=1,
+        n_heads=2,
+        mlp_ratio=2,
+        time_steps=2,
+        vision_channels=[4, 4],
+        signal_channels=[4, 4],
+    )
+    m = MultiModalEvoSpikeNetForCausalLM(cfg).eval()
+    m.save_pretrained(tmp_path / "mm")
+    push(tmp_path / "mm", "evo/mm-tiny", endpoint=url, token=TOKEN)
+    pulled = load_model(pull("evo/mm-tiny", endpoint=url, cache_dir=tmp_path / "cache"))
+    images = torch.randint(0, 17, (2, 1, 8, 8)).float()
+    with torch.no_grad():
+        assert m.generate(text="what digit is this?", images=images) == pulled.generate(
+            text="what digit is this?", images=images
+        )
+    a, b = m.state_dict(), pulled.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
