@@ -11,7 +11,9 @@ def debug_paths(tmp_path_factory):
     from serving.local import ModelPaths
 
     made = make_debug_models(tmp_path_factory.mktemp("evospikenet-debug-models-x"))
-    return ModelPaths(lm=made["lm"], sentiment=made["sentiment"], ecg=made["ecg"])
+    return ModelPaths(
+        lm=made["lm"], sentiment=made["sentiment"], ecg=made["ecg"], multimodal=made["multimodal"]
+    )
 
 
 @pytest.fixture(scope="session")

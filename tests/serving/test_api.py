@@ -14,7 +14,13 @@ from serving.schemas import LIMITS
 def test_healthz_names_debug_models(local_client):
     h = local_client.get("/healthz").json()
     assert h["status"] == "ok"
-    assert h["models"] == {"generate": "debug", "insight": "debug", "sentiment": "debug", "ecg": "debug"}
+    assert h["models"] == {
+        "generate": "debug",
+        "insight": "debug",
+        "sentiment": "debug",
+        "ecg": "debug",
+        "multimodal": "debug",
+    }
     assert h["ecg_window"] == 128
 
 

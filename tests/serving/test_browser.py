@@ -99,6 +99,15 @@ def test_click_through_every_tab(ui_server, tmp_path):
         page.wait_for_function(f"() => document.querySelectorAll('img').length >= {before + 4}")
         shots.append(tmp_path / "network.png")
         page.screenshot(path=shots[-1], full_page=True)
+
+        page.get_by_role("tab", name="Multimodal").click()
+        page.locator("#mm-button").click()
+        page.wait_for_function(
+            "() => (document.querySelector('#mm-answer textarea')?.value || '').length > 0"
+        )
+        page.wait_for_timeout(2000)  # the three plots render after the answer arrives
+        shots.append(tmp_path / "multimodal.png")
+        page.screenshot(path=shots[-1], full_page=True)
         browser.close()
     out = os.environ.get("EVOSPIKENET_SCREENSHOTS")
     for s in shots:
