@@ -18,7 +18,7 @@ from torch.utils.data import Dataset, TensorDataset
 
 from evospikenet.data.paths import dataset_path
 
-from .loaders import make_loader
+from .loaders import TrainValLoaders, make_loader
 
 __all__ = [
     "TinyShakespeareDataModule",
@@ -54,7 +54,7 @@ class WindowDataset(Dataset):
         return {"input_ids": x, "labels": x.clone()}  # the model shifts labels itself
 
 
-class TinyShakespeareDataModule(pl.LightningDataModule):
+class TinyShakespeareDataModule(TrainValLoaders, pl.LightningDataModule):
     """Causal-LM windows of tiny Shakespeare (90 % train / 10 % validation by characters).
 
     Args:
@@ -97,19 +97,6 @@ class TinyShakespeareDataModule(pl.LightningDataModule):
         self.train_set = WindowDataset(train, h.seq_len, h.max_train_windows)
         self.val_set = WindowDataset(val, h.seq_len, h.max_val_windows)
 
-    def train_dataloader(self):
-        return make_loader(
-            self.train_set, self.hparams.batch_size, True, self.hparams.seed, self.hparams.num_workers
-        )
-
-    def val_dataloader(self):
-        return make_loader(
-            self.val_set, self.hparams.batch_size, False, self.hparams.seed, self.hparams.num_workers
-        )
-
-    test_dataloader = val_dataloader
-    predict_dataloader = val_dataloader
-
 
 def _read_tsv(path: os.PathLike, limit: int | None) -> tuple[list[str], list[int]]:
     texts, labels = [], []
@@ -135,7 +122,7 @@ class _Encoded(Dataset):
         return {"input_ids": self.ids[i], "attention_mask": self.mask[i], "labels": self.labels[i]}
 
 
-class SST2DataModule(pl.LightningDataModule):
+class SST2DataModule(TrainValLoaders, pl.LightningDataModule):
     """GLUE SST-2 sentiment: train.tsv / dev.tsv (validation and test) / test.tsv (predict, no labels).
 
     Args:
@@ -210,24 +197,12 @@ class SST2DataModule(pl.LightningDataModule):
             enc[key] = _Encoded(e, labels)
         self.train_set, self.val_set, self.predict_set = enc["train"], enc["val"], enc["predict"]
 
-    def train_dataloader(self):
-        return make_loader(
-            self.train_set, self.hparams.batch_size, True, self.hparams.seed, self.hparams.num_workers
-        )
-
-    def val_dataloader(self):
-        return make_loader(
-            self.val_set, self.hparams.batch_size, False, self.hparams.seed, self.hparams.num_workers
-        )
-
-    test_dataloader = val_dataloader
-
     def predict_dataloader(self):
         h = self.hparams
         return make_loader(self.predict_set, h.batch_size, False, h.seed, h.num_workers)
 
 
-class MITBIHDataModule(pl.LightningDataModule):
+class MITBIHDataModule(TrainValLoaders, pl.LightningDataModule):
     """MIT-BIH beats (AAMI classes N, S, V, F, Q) via ``wfdb``, split within each record by time.
 
     Items are ``{"x": (L,) float beat window, "rr": (6,) RR features, "labels": class}``; the beat
@@ -270,19 +245,6 @@ class MITBIHDataModule(pl.LightningDataModule):
             sets.append(_BeatDataset(part.x[:n], part.rr[:n], part.y[:n]))
         self.train_set, self.val_set = sets
 
-    def train_dataloader(self):
-        return make_loader(
-            self.train_set, self.hparams.batch_size, True, self.hparams.seed, self.hparams.num_workers
-        )
-
-    def val_dataloader(self):
-        return make_loader(
-            self.val_set, self.hparams.batch_size, False, self.hparams.seed, self.hparams.num_workers
-        )
-
-    test_dataloader = val_dataloader
-    predict_dataloader = val_dataloader
-
 
 class _BeatDataset(Dataset):
     def __init__(self, x: np.ndarray, rr: np.ndarray, y: np.ndarray):
@@ -297,7 +259,7 @@ class _BeatDataset(Dataset):
         return {"x": self.x[i], "rr": self.rr[i], "labels": self.y[i]}
 
 
-class DigitsDataModule(pl.LightningDataModule):
+class DigitsDataModule(TrainValLoaders, pl.LightningDataModule):
     """The 8x8 handwritten digits of scikit-learn (1,797 images), intensities scaled to [0, 1].
 
     Args:
@@ -327,12 +289,3 @@ class DigitsDataModule(pl.LightningDataModule):
         f32 = torch.float32
         self.train_set = TensorDataset(torch.tensor(xtr, dtype=f32), torch.tensor(ytr))
         self.val_set = TensorDataset(torch.tensor(xte, dtype=f32), torch.tensor(yte))
-
-    def train_dataloader(self):
-        return make_loader(self.train_set, self.hparams.batch_size, True, self.hparams.seed)
-
-    def val_dataloader(self):
-        return make_loader(self.val_set, self.hparams.batch_size, False, self.hparams.seed)
-
-    test_dataloader = val_dataloader
-    predict_dataloader = val_dataloader

@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 from evospikenet._validate import check_positive, check_probability
 from evospikenet.distill import DistillParams, distillation_loss, project_embeddings
 
-from .loaders import make_loader
+from .loaders import TrainValLoaders
 from .modules import SequenceClassificationModule
 
 __all__ = [
@@ -132,7 +132,7 @@ class _Rows(Dataset):
         return row
 
 
-class SST2DistillDataModule(pl.LightningDataModule):
+class SST2DistillDataModule(TrainValLoaders, pl.LightningDataModule):
     """SST-2 train/dev with a Hugging Face tokenizer and, optionally, cached teacher soft labels.
 
     Args:
@@ -195,14 +195,3 @@ class SST2DistillDataModule(pl.LightningDataModule):
 
         self.train_set = _Rows(enc(train[0]), train[1], soft)
         self.val_set = _Rows(enc(dev[0]), dev[1], None)
-
-    def train_dataloader(self):
-        h = self.hparams
-        return make_loader(self.train_set, h.batch_size, True, h.seed, h.num_workers)
-
-    def val_dataloader(self):
-        h = self.hparams
-        return make_loader(self.val_set, h.batch_size, False, h.seed, h.num_workers)
-
-    test_dataloader = val_dataloader
-    predict_dataloader = val_dataloader

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-__all__ = ["ResumableDataLoader", "make_sampler", "make_loader"]
+__all__ = ["ResumableDataLoader", "make_sampler", "make_loader", "TrainValLoaders"]
 
 
 class _SkipFirst:
@@ -84,3 +84,24 @@ def make_loader(
         collate_fn=collate_fn,
         persistent_workers=num_workers > 0,
     )
+
+
+class TrainValLoaders:
+    """Mixin for DataModules with ``train_set`` / ``val_set`` and ``batch_size``, ``seed`` (and optionally
+    ``num_workers``) hyper-parameters: resumable seeded loaders; test and predict reuse the validation set."""
+
+    def _loader(self, dataset: Dataset, shuffle: bool) -> ResumableDataLoader:
+        h = self.hparams
+        return make_loader(dataset, h.batch_size, shuffle, h.seed, getattr(h, "num_workers", 0))
+
+    def train_dataloader(self) -> ResumableDataLoader:
+        return self._loader(self.train_set, True)
+
+    def val_dataloader(self) -> ResumableDataLoader:
+        return self._loader(self.val_set, False)
+
+    def test_dataloader(self) -> ResumableDataLoader:
+        return self.val_dataloader()
+
+    def predict_dataloader(self) -> ResumableDataLoader:
+        return self.val_dataloader()
