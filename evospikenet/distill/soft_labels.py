@@ -112,9 +112,13 @@ def label_texts(
             bar.close()
             return None
         chunk = texts[s : s + shard_size]
-        rows = []
+        # Batches of similar length pad little: label in order of length, store in the original order.
+        order = sorted(range(len(chunk)), key=lambda i: len(chunk[i]))
+        rows: list = [None] * len(chunk)
         for b in range(0, len(chunk), teacher.batch_size):
-            rows.extend(teacher.logits(chunk[b : b + teacher.batch_size]).tolist())
+            idx = order[b : b + teacher.batch_size]
+            for i, z in zip(idx, teacher.logits([chunk[i] for i in idx]).tolist()):
+                rows[i] = z
             bar.update(1)
         part = datasets.Dataset.from_dict(
             {"index": list(range(s, s + len(chunk))), "text": chunk, "teacher_logits": rows}

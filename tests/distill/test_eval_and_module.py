@@ -136,3 +136,29 @@ def test_module_bad_arguments():
         _module(alpha=2.0)
     with pytest.raises(ValueError, match="temperature"):
         _module(temperature=-1.0)
+
+
+def test_length_buckets_cover_every_row_once_with_little_padding():
+    from training.distill import LengthBuckets, _Rows
+
+    g = torch.Generator().manual_seed(0)
+    n, L = 203, 24
+    lengths = torch.randint(1, L + 1, (n,), generator=g)
+    mask = (torch.arange(L)[None] < lengths[:, None]).long()  # (N, L) right-padded
+    ids = torch.randint(1, 100, (n, L), generator=g) * mask
+    rows = _Rows({"input_ids": ids.tolist(), "attention_mask": mask.tolist()}, list(range(n)), None)
+    buckets = LengthBuckets(rows, batch_size=16, seed=0)
+    seen = []
+    padded = 0
+    for i in range(len(buckets)):
+        b = buckets[i]
+        width = b["input_ids"].shape[1]
+        assert width == int(b["attention_mask"].sum(1).max())  # trimmed to its longest row
+        for j, row in enumerate(b["labels"].tolist()):
+            assert torch.equal(b["input_ids"][j], ids[row, :width])
+        seen.extend(b["labels"].tolist())
+        padded += b["input_ids"].numel()
+    assert sorted(seen) == list(range(n))
+    assert padded < 0.6 * n * L  # far less than padding every row to max_len
+    again = LengthBuckets(rows, batch_size=16, seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(buckets.batches, again.batches))  # seeded

@@ -186,3 +186,23 @@ def test_meta_stdp_path_is_causal(tiny_config):
     ids2[:, 9:] = 3
     with torch.no_grad():
         assert torch.equal(model(ids).logits[:, :9], model(ids2).logits[:, :9])
+
+
+def test_mean_pooling_classifier(tiny_config):
+    """``classifier_pooling="mean"`` averages the readout over the real tokens, so padding changes nothing."""
+    torch.manual_seed(0)
+    model = SpikingEvoSpikeNetForSequenceClassification(
+        tiny_config(num_labels=2, classifier_pooling="mean")
+    ).eval()
+    ids = torch.randint(0, 256, (2, 8))
+    mask = torch.ones_like(ids)
+    mask[1, 3:] = 0
+    with torch.no_grad():
+        out = model(ids, attention_mask=mask)
+        s, _, _ = model.spiking(ids, mask)  # (T, B, L, D) readout
+        want = model.score(s.mean(0)[1, :3].mean(0))  # (C,) mean over the 3 real tokens
+        alone = model(ids[1:, :3]).logits
+    assert torch.allclose(out.logits[1], want, atol=1e-5)
+    assert torch.allclose(out.logits[1], alone[0], atol=1e-5)
+    with pytest.raises(ValueError, match="classifier_pooling"):
+        tiny_config(classifier_pooling="max")

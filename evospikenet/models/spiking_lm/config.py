@@ -64,6 +64,7 @@ class SpikingEvoSpikeNetConfig(PretrainedConfig):
     meta_stdp_eta: float = 0.5  # meta-plasticity rate: tau_plus <- tau_plus + eta (R - R_baseline)
     meta_stdp_tau_range: tuple = (1.0, 64.0)  # clamp range of tau_plus (tokens)
     classifier_dropout: float = 0.0  # dropout before the sequence-classification head
+    classifier_pooling: str = "last"  # classification input: "last" real token, or "mean" over real tokens
     initializer_range: float = 0.02  # std of the Linear weights
     bos_token_id: int | None = 256  # beginning-of-sequence id (byte-level default: <|endoftext|>)
     eos_token_id: int | None = 256  # end-of-sequence id
@@ -90,6 +91,8 @@ class SpikingEvoSpikeNetConfig(PretrainedConfig):
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
         if self.neuron_backend not in NEURON_BACKENDS:
             raise ValueError(f"neuron_backend must be one of {NEURON_BACKENDS}, got {self.neuron_backend!r}")
+        if self.classifier_pooling not in ("last", "mean"):
+            raise ValueError(f"classifier_pooling must be 'last' or 'mean', got {self.classifier_pooling!r}")
         if self.readout not in ("spikes", "membrane"):
             raise ValueError(f"readout must be 'spikes' or 'membrane', got {self.readout!r}")
         if self.tas_mode not in TAS_MODES:

@@ -255,8 +255,20 @@ class SpikingEvoSpikeNetForCausalLM(SpikingEvoSpikeNetPreTrainedModel, Generatio
         return SpikingLMOutput(loss, logits, rate, stats, attns, s)
 
 
+def _pool(r: torch.Tensor, attention_mask, how: str) -> torch.Tensor:
+    """(B, L, D) time-averaged readout -> (B, D): the last real token (the causal summary of the text), or
+    the mean over real tokens ``sum_l m_l r_l / sum_l m_l``."""
+    B, L, _ = r.shape
+    m = torch.ones(B, L, device=r.device) if attention_mask is None else attention_mask.to(r.device).float()
+    if how == "mean":
+        return (r * m[..., None]).sum(1) / m.sum(1, keepdim=True).clamp_min(1.0)
+    last = m.long().cumsum(1).argmax(1)  # (B,) index of the last real token
+    return r[torch.arange(B, device=r.device), last]
+
+
 class SpikingEvoSpikeNetForSequenceClassification(SpikingEvoSpikeNetPreTrainedModel):
-    """Classification head on the firing rates of the last real token (the causal summary of the text)."""
+    """Classification head on the readout of the last real token (the causal summary of the text) or on
+    its mean over the real tokens (``classifier_pooling``)."""
 
     def __init__(self, config: SpikingEvoSpikeNetConfig) -> None:
         super().__init__(config)
@@ -271,12 +283,7 @@ class SpikingEvoSpikeNetForSequenceClassification(SpikingEvoSpikeNetPreTrainedMo
 
     def forward(self, input_ids=None, attention_mask=None, labels=None, output_attentions=False, **kwargs):
         s, layers, attns = self.spiking(input_ids, attention_mask, output_attentions, 0)
-        B, L = input_ids.shape
-        if attention_mask is not None:
-            last = attention_mask.long().cumsum(1).argmax(1)  # index of the last real token
-        else:
-            last = torch.full((B,), L - 1, device=input_ids.device, dtype=torch.long)
-        pooled = s.mean(0)[torch.arange(B, device=s.device), last]  # (B, D) rates
+        pooled = _pool(s.mean(0), attention_mask, self.config.classifier_pooling)  # (B, D)
         logits = self.score(self.dropout(pooled))
         stats = SpikeStats(layers, input_ids.numel())
         rate = stats.mean_rate()
