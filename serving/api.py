@@ -66,6 +66,40 @@ def _check_model(req, info: dict, endpoint: str) -> None:
         raise RequestError("model", f"unknown model {name!r}; this server serves {served!r} here")
 
 
+class _Guard:
+    """Pure ASGI middleware (no per-request task, unlike ``@app.middleware``): the bearer-token check on
+    ``/v1`` and a 500 without traceback text for anything the routes leave unhandled."""
+
+    def __init__(self, app, api_key: str | None) -> None:
+        self.app = app
+        self.expected = f"Bearer {api_key}".encode() if api_key else None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope["path"]
+        if self.expected is not None and path.startswith("/v1"):
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                reply = _error(401, "authorization", "missing or wrong bearer token", "header")
+                return await reply(scope, receive, send)
+        started = False
+
+        async def send_tracked(message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracked)
+        except Exception:  # last resort, no traceback to the client
+            log.exception("unhandled error on %s", path)
+            if not started:
+                await JSONResponse(status_code=500, content={"message": "internal error"})(
+                    scope, receive, send
+                )
+
+
 def create_api(backend, api_key: str | None = None, ui=None, ui_auth=None) -> FastAPI:
     """The FastAPI app over ``backend``; mounts the Gradio Blocks ``ui`` at ``/ui`` when given."""
     app = FastAPI(
@@ -74,18 +108,7 @@ def create_api(backend, api_key: str | None = None, ui=None, ui_auth=None) -> Fa
         description="Spiking LM generation, sentiment and ECG classification, SNN simulation and insight.",
     )
 
-    @app.middleware("http")
-    async def auth(request: Request, call_next):
-        path = request.url.path
-        if api_key and path.startswith("/v1"):
-            given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
-                return _error(401, "authorization", "missing or wrong bearer token", "header")
-        try:
-            return await call_next(request)
-        except Exception:  # pragma: no cover - last resort, no traceback to the client
-            log.exception("unhandled error on %s", path)
-            return JSONResponse(status_code=500, content={"message": "internal error"})
+    app.add_middleware(_Guard, api_key=api_key)
 
     @app.exception_handler(RequestValidationError)
     async def validation(_request: Request, exc: RequestValidationError):

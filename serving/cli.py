@@ -38,6 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def start(paths: ModelPaths, host: str = "127.0.0.1", port: int = 8000, num_cpus: int | None = None, **kw):
     """Start Ray and the application; returns the base URL. Pair with :func:`stop`."""
     check_bind(host, os.environ.get("EVOSPIKENET_API_KEY"))
+    for k, v in SERVE_TIMEOUTS.items():  # before Serve reads its constants in this process too
+        os.environ.setdefault(k, v)
     import ray
     from ray import serve
 
@@ -58,11 +60,21 @@ def start(paths: ModelPaths, host: str = "127.0.0.1", port: int = 8000, num_cpus
     return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
 
 
+# Serve's proxy must answer its ready check within 5 s and its health checks within 10 s by default; on a
+# machine whose few cores are busy (training beside serving) it misses them and is killed in a loop.
+SERVE_TIMEOUTS = {
+    "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60",
+    "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "30",
+}
+
+
 def worker_env() -> dict:
-    """Environment of the Ray workers: this checkout importable, one torch thread per replica."""
+    """Environment of the Ray workers: this checkout importable, one torch thread per replica, and
+    Serve's proxy timeouts (``SERVE_TIMEOUTS``, unless set already) patient enough for a busy machine."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
-    return {"PYTHONPATH": path, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    env = {k: os.environ.get(k, v) for k, v in SERVE_TIMEOUTS.items()}
+    return {"PYTHONPATH": path, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), **env}
 
 
 def stop() -> None:

@@ -1,8 +1,9 @@
 """Ray Serve deployments and the application builder (``serve run serving/config.yaml``).
 
-Deployments: ``Generator`` (streaming tokens), ``Insight`` (rasters, attention, energy), ``Sentiment`` and
-``ECG`` (dynamic batching with ``@serve.batch``: one forward pass for up to ``max_batch_size`` requests that
-arrive within ``batch_wait_timeout_s``), ``Multimodal`` (questions about an image or an ECG beat),
+Deployments: ``Generator`` (streaming tokens), ``Insight`` (rasters, attention, energy), ``Sentiment``
+(dynamic batching in the ingress with ``@serve.batch``: up to 32 requests that arrive within 5 ms go to a
+replica as one call and one forward pass, see ``RayBackend``), ``ECG`` (``@serve.batch`` in the replica),
+``Multimodal`` (questions about an image or an ECG beat),
 ``Simulator`` (the plastic E/I network) and ``Ingress`` (the FastAPI app of :mod:`serving.api` with the
 Gradio UI mounted at ``/ui``). Each replica loads its model once, in ``__init__``.
 Deployments answer request errors as ``{"error": {"field", "message"}}`` so the ingress maps them to 422
@@ -72,9 +73,14 @@ class Sentiment:
         return self.s.sentiment_batch(reqs)
 
     async def classify(self, req: dict) -> dict:
+        """One request (batched with the others that reach this replica when ``batched``)."""
         if self.batched:
             return await self.classify_batch(req)
         return self.s.sentiment_batch([req])[0]
+
+    def classify_many(self, reqs: list[dict]) -> list[dict]:
+        """A batch already gathered by the ingress: one forward pass, one answer per request."""
+        return self.s.sentiment_batch(reqs)
 
     def pid(self) -> int:
         return os.getpid()
@@ -111,11 +117,18 @@ class Simulator:
 
 
 class RayBackend:
-    """The API backend forwarding to deployment handles."""
+    """The API backend forwarding to deployment handles.
 
-    def __init__(self, handles: dict, info: dict) -> None:
+    With ``batched`` the sentiment requests are gathered here, in the ingress (``@serve.batch``: up to 32
+    requests or 5 ms), and sent as one ``classify_many`` call: one Ray round trip and one forward pass per
+    batch instead of one per request, which is what the per-call overhead of two CPU cores makes worth it.
+    Without it every request is its own call and its own forward pass.
+    """
+
+    def __init__(self, handles: dict, info: dict, batched: bool = True) -> None:
         self.h = handles
         self._info = info
+        self.batched = batched
 
     async def info(self) -> dict:
         return self._info
@@ -128,7 +141,14 @@ class RayBackend:
     async def insight(self, req) -> dict:
         return raise_error(await self.h["insight"].run.remote(req.model_dump()))
 
+    # Two batches in flight: one per Sentiment replica of the benchmark, while the next one gathers.
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005, max_concurrent_batches=2)
+    async def _sentiment_many(self, reqs: list[dict]) -> list[dict]:
+        return await self.h["sentiment"].classify_many.remote(reqs)
+
     async def sentiment(self, req) -> dict:
+        if self.batched:
+            return raise_error(await self._sentiment_many(req.model_dump()))
         return raise_error(await self.h["sentiment"].classify.remote(req.model_dump()))
 
     async def ecg(self, req) -> dict:
@@ -145,7 +165,16 @@ class RayBackend:
 @serve.ingress()
 class Ingress:
     def __init__(
-        self, generate, insight, sentiment, ecg, simulate, info: dict, ui: dict, multimodal=None
+        self,
+        generate,
+        insight,
+        sentiment,
+        ecg,
+        simulate,
+        info: dict,
+        ui: dict,
+        multimodal=None,
+        batched: bool = True,
     ) -> None:
         self.backend = RayBackend(
             {
@@ -157,6 +186,7 @@ class Ingress:
                 "multimodal": multimodal,
             },
             info,
+            batched,
         )
         self.ui = ui
 
@@ -189,12 +219,13 @@ def build_app(
     return Ingress.bind(
         Generator.bind(d),
         Insight.bind(d),
-        Sentiment.options(num_replicas=sentiment_replicas).bind(d, batched),
+        Sentiment.options(num_replicas=sentiment_replicas).bind(d, False),
         ECG.bind(d),
         Simulator.bind(),
         info,
         {"enabled": ui, "base_url": f"http://127.0.0.1:{port}"},
         Multimodal.bind(d),
+        batched,
     )
 
 

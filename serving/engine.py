@@ -48,6 +48,7 @@ __all__ = [
 
 ECG_CLASSES = ("N", "S", "V", "F", "Q")  # AAMI beat classes
 NO_SPLIT = ["SpikingBlock"]  # modules a device map keeps whole
+SERVE_NEURON_BACKEND = "evospikenet"  # neuron backend of every served spiking LM (see _dispatch)
 
 
 class RequestError(ValueError):
@@ -100,6 +101,9 @@ def _dispatch(cls, path: str, device_map):
 
     local = path if os.path.isdir(path) else snapshot_download(path)
     config = SpikingEvoSpikeNetConfig.from_pretrained(local)
+    # Inference runs the fused core LIF: the same spikes as snnTorch's Leaky (tests/models), without its
+    # per-step Python overhead (2-3x faster per request on the CPU).
+    config.neuron_backend = SERVE_NEURON_BACKEND
     with init_empty_weights():
         model = cls(config)
     kw = {"no_split_module_classes": NO_SPLIT, "dtype": torch.float32}
@@ -124,9 +128,9 @@ def _read_state_dict(local: str) -> dict:
     from safetensors.torch import load_file
 
     files = sorted(glob.glob(os.path.join(local, "*.safetensors")))
-    if files:
-        return {k: v for f in files for k, v in load_file(f).items()}
-    return {k: v for f in sorted(glob.glob(os.path.join(local, "*.bin"))) for k, v in torch.load(f).items()}
+    if not files:  # never unpickle weights (.bin): they can run code
+        raise ValueError(f"{local} holds no *.safetensors weights; re-save the model with save_pretrained")
+    return {k: v for f in files for k, v in load_file(f).items()}
 
 
 def default_device_map():
