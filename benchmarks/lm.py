@@ -45,7 +45,10 @@ def train(model, train_ids, args, spiking: bool, seed: int) -> float:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.95))
     model.train()
     t0 = time.perf_counter()
-    for step in range(args.steps):
+    from tqdm.auto import tqdm
+
+    bar = tqdm(range(args.steps), desc="spiking" if spiking else "float", mininterval=5, file=sys.stderr)
+    for step in bar:
         for g in opt.param_groups:
             g["lr"] = _lr(step, args.steps, args.lr, args.warmup)
         ids = random_batches(train_ids, args.batch_size, args.context, gen)
@@ -55,7 +58,7 @@ def train(model, train_ids, args, spiking: bool, seed: int) -> float:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if step % max(1, args.steps // 10) == 0 or step == args.steps - 1:
-            print(
+            bar.write(
                 f"[{'spiking' if spiking else 'float'}] step {step} loss {loss.item():.4f}", file=sys.stderr
             )
     return args.steps * args.batch_size * args.context / (time.perf_counter() - t0)
@@ -111,8 +114,8 @@ def main(argv=None) -> dict:
     p.add_argument("--n-heads", type=int, default=4)
     p.add_argument("--time-steps", type=int, default=4)
     p.add_argument("--context", type=int, default=None, help="default 64 (--quick) or 128")
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None, help="default 10 (--quick) or 32")
+    p.add_argument("--steps", type=int, default=None, help="default 160 (--quick) or 2000")
+    p.add_argument("--batch-size", type=int, default=None, help="default 10 (--quick) or 16")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--warmup", type=int, default=30)
     p.add_argument("--eval-windows", type=int, default=None)
@@ -126,9 +129,9 @@ def main(argv=None) -> dict:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--save", default=None, help="directory to save the trained spiking model and tokenizer")
     args = p.parse_args(argv)
-    args.steps = args.steps or (160 if args.quick else 3000)
+    args.steps = args.steps or (160 if args.quick else 2000)
     args.context = args.context or (64 if args.quick else 128)
-    args.batch_size = args.batch_size or (10 if args.quick else 32)
+    args.batch_size = args.batch_size or (10 if args.quick else 16)
     args.eval_windows = args.eval_windows or (64 if args.quick else 10**9)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
