@@ -21,10 +21,7 @@ runs this subcommand alone (``python -m training.eval_ecg ...``).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-
-import numpy as np
 
 from evospikenet.data.mitdb import BeatSet, BeatWindow, load_beats
 from evospikenet.energy import EnergyModel, OpCounter
@@ -136,18 +133,10 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``ecg`` subcommand alone and print its JSON as the last stdout line."""
-    parser = add_arguments(
-        argparse.ArgumentParser(prog="evospikenet-eval ecg", description=__doc__.split("\n")[0])
-    )
-    args = parser.parse_args(argv)
-    try:
-        result = run(args)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps(result, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)))
-    return 0
+    """``evospikenet-eval ecg`` run from this module: the JSON result is the last stdout line."""
+    from .evaluate import main as evaluate_main
+
+    return evaluate_main(["ecg", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

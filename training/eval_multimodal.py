@@ -17,7 +17,6 @@ prefix currents (the model answers blind): the with/without-modality ablation.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -125,18 +124,10 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``multimodal`` subcommand alone and print its JSON as the last stdout line."""
-    parser = add_arguments(
-        argparse.ArgumentParser(prog="evospikenet-eval multimodal", description=__doc__.split("\n")[0])
-    )
-    args = parser.parse_args(argv)
-    try:
-        result = run(args)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps(result))
-    return 0
+    """``evospikenet-eval multimodal`` run from this module: the JSON result is the last stdout line."""
+    from .evaluate import main as evaluate_main
+
+    return evaluate_main(["multimodal", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ runs this subcommand alone (``python -m training.eval_sst2 ...``).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -134,16 +133,10 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="evospikenet-eval sst2", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        result = run(args)
-    except ValueError as err:
-        print(f"evospikenet-eval sst2: error: {err}", file=sys.stderr)
-        return 2
-    print(json.dumps(result))
-    return 0
+    """``evospikenet-eval sst2`` run from this module: the JSON result is the last stdout line."""
+    from .evaluate import main as evaluate_main
+
+    return evaluate_main(["sst2", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -133,6 +133,11 @@ def _register_task_evaluators() -> None:
 _register_task_evaluators()
 
 
+def _plain(o):
+    """JSON for numpy scalars (``.item()``) and anything else by its ``str``."""
+    return o.item() if hasattr(o, "item") else str(o)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="evospikenet-eval", description="Evaluate trained EvoSpikeNet models."
@@ -146,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"evospikenet-eval {args.task}: error: {err}", file=sys.stderr)
         return 2
-    print(json.dumps(result))
+    print(json.dumps(result, default=_plain))
     return 0
 
 

@@ -111,9 +111,11 @@ class Network:
 
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
-        """Resting state, empty delay lines and monitors, zero counters, ``t = 0``."""
+        """Resting state, empty delay lines and monitors, zero counters, ``t = 0``; the rules bind again at
+        the next step (fresh traces and ledgers; learned weights and thresholds stay)."""
         B, dev = self.batch, self.device
         self.t = 0
+        self._bound = False
         for obj in [*self.populations.values(), *self.projections.values(), *self.monitors]:
             obj.reset(B, dev)
         self._history = {name: [None] * d for name, d in self._depth.items()}  # ring of past spikes

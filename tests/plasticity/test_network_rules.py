@@ -135,3 +135,23 @@ def test_meta_stdp_in_network_reward_from_activity():
     meta = MetaSTDP(stdp, eta=1e-3, alpha=0.05, lo=1e-3, hi=0.1, reward_fn=reward, every=1)
     two_pop_net("lif", [meta], 100)
     assert meta.value > 20e-3 and stdp.params.tau_plus == meta.value
+
+
+def test_reset_rebinds_rules_with_fresh_traces_and_keeps_learned_weights():
+    """After ``reset()`` a run from rest matches the formula from its own spikes only: the STDP traces of
+    the previous run are gone (carried-over traces would add pairs across the reset), the weights stay."""
+    kw = {"a_plus": 0.01, "a_minus": 0.012, "tau_plus": 15e-3, "tau_minus": 25e-3}
+    net, _, _ = two_pop_net("lif", [STDP("pp", w_min=-10.0, w_max=10.0, **kw)], 120)
+    learned = net.projections["pp"].values.clone()
+    net.reset()
+    assert torch.equal(net.projections["pp"].values, learned)
+    rasters = {"pre": [], "post": []}
+    for _ in range(120):
+        s = net.step()
+        for k in rasters:
+            rasters[k].append(s[k][0].clone())
+    rasters = {k: torch.stack(v) for k, v in rasters.items()}
+    want = expected_changes(net, rasters, lambda a, b: pair_sum(a, b, dt=1e-3, **kw))
+    got = (net.projections["pp"].values - learned).double()
+    assert want.abs().max() > 0.005
+    assert torch.allclose(got, want, atol=1e-5)
