@@ -59,23 +59,14 @@ class Insight:
 
 @serve.deployment(ray_actor_options=_CPU0, max_ongoing_requests=64)
 class Sentiment:
-    def __init__(
-        self, paths: dict, batched: bool = True, max_batch_size: int = 32, wait_s: float = 0.01
-    ) -> None:
+    """The sentiment classifier; batching happens in the ingress (``RayBackend``), not here."""
+
+    def __init__(self, paths: dict) -> None:
         _threads()
         self.s = Services(ModelPaths(**paths), kinds=("sentiment",))
-        self.batched = batched
-        self.classify_batch.set_max_batch_size(max_batch_size)
-        self.classify_batch.set_batch_wait_timeout_s(wait_s)
 
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
-    async def classify_batch(self, reqs: list[dict]) -> list[dict]:
-        return self.s.sentiment_batch(reqs)
-
-    async def classify(self, req: dict) -> dict:
-        """One request (batched with the others that reach this replica when ``batched``)."""
-        if self.batched:
-            return await self.classify_batch(req)
+    def classify(self, req: dict) -> dict:
+        """One request, one forward pass (the unbatched path)."""
         return self.s.sentiment_batch([req])[0]
 
     def classify_many(self, reqs: list[dict]) -> list[dict]:
@@ -219,7 +210,7 @@ def build_app(
     return Ingress.bind(
         Generator.bind(d),
         Insight.bind(d),
-        Sentiment.options(num_replicas=sentiment_replicas).bind(d, False),
+        Sentiment.options(num_replicas=sentiment_replicas).bind(d),
         ECG.bind(d),
         Simulator.bind(),
         info,
