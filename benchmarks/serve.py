@@ -1,13 +1,14 @@
 """Load test of the sentiment endpoint on 127.0.0.1, with and without dynamic batching, plus a replica kill.
 
 ``python benchmarks/serve.py [--quick]`` starts the Ray Serve application (the SST-2 model when
-``artifacts/sst2`` exists, the debug classifier otherwise), sends bounded closed-loop load at concurrency
-1, 8 and 32 (throughput, p50/p99 latency), redeploys the sentiment deployment unbatched and repeats, then
+``artifacts/sst2`` exists, the debug classifier otherwise; ``--sentiment`` chooses) with Serve's direct
+ingress (``--via-proxy``: through Serve's proxy, the default of ``evospikenet-serve``), sends bounded
+closed-loop load at concurrency 1, 8 and 32 (throughput, p50/p99 latency), redeploys unbatched and repeats, then
 kills one of its two replicas mid-load and records the failed requests, the requests in flight at the kill
 and the time until Serve reports both replicas running again. The last stdout line is one JSON object.
 
 ``healthz_floor_32`` is the same closed loop at concurrency 32 against ``/healthz``, which runs no model:
-the most this machine's Ray Serve proxy and ingress can answer, measured in the same run. On two shared
+the most this machine's Ray Serve ingress (and proxy) can answer, measured in the same run. On two shared
 cores it bounds what any model endpoint can reach (see docs/serving.md).
 """
 
@@ -18,6 +19,7 @@ import asyncio
 import json
 import os
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -157,19 +159,38 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="benchmarks/serve.py", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small request counts (about 5 minutes here)")
     ap.add_argument("--port", type=int, default=8123)
+    ap.add_argument(
+        "--sentiment",
+        default="auto",
+        help="classifier to serve: auto (artifacts/sst2 when present, else the debug model), debug, or a "
+        "model directory",
+    )
+    ap.add_argument(
+        "--via-proxy",
+        action="store_true",
+        help="send the load through Serve's proxy (evospikenet-serve's default) instead of direct ingress",
+    )
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from ray import serve
 
     from serving.cli import start, stop
     from serving.deployments import build_app
-    from serving.local import ModelPaths, resolve_paths
+    from serving.local import ModelPaths, model_name, resolve_paths
 
-    paths = resolve_paths(ModelPaths())
-    model = "sst2" if "sst2" in paths.sentiment else "debug"
+    chosen = None
+    if args.sentiment == "debug":
+        from serving.engine import make_debug_models
+
+        chosen = make_debug_models(tempfile.mkdtemp(prefix="evospikenet-debug-models-"))["sentiment"]
+    elif args.sentiment != "auto":
+        chosen = args.sentiment
+    paths = resolve_paths(ModelPaths(sentiment=chosen))
+    model = "sst2" if "sst2" in paths.sentiment else model_name(paths.sentiment)
     replicas = 2
     t0 = time.perf_counter()
-    url = start(paths, "127.0.0.1", args.port, sentiment_replicas=replicas, ui=False)
+    url = start(paths, "127.0.0.1", args.port, direct_ingress=not args.via_proxy, sentiment_replicas=replicas,
+                ui=False)  # fmt: skip
     print(f"started in {time.perf_counter() - t0:.1f} s at {url}", file=sys.stderr)
     try:
         asyncio.run(_load(url, 32, 64, 10, path="/healthz"))  # warm-up
@@ -178,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"healthz floor at 32: {floor}", file=sys.stderr)
         batched, e1 = _sweep(url, args.quick)
         print(f"batched: {batched}", file=sys.stderr)
+        if not args.via_proxy:  # the ingress replica owns the port: stop it before its successor starts
+            serve.delete("evospikenet")
         serve.run(build_app(paths, port=args.port, batched=False, sentiment_replicas=replicas, ui=False),
                   name="evospikenet", route_prefix="/")  # fmt: skip
         unbatched, e2 = _sweep(url, args.quick)
@@ -185,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         kill = _replica_kill(url, replicas)
     finally:
         stop()
-    print(json.dumps({"model": model, "replicas": replicas, "batched": batched, "unbatched": unbatched,
+    print(json.dumps({"model": model, "ingress": "proxy" if args.via_proxy else "direct", "replicas": replicas, "batched": batched, "unbatched": unbatched,
                       "errors": e1 + e2, "replica_kill": kill, "healthz_floor_32": floor}))  # fmt: skip
     return 0
 

@@ -57,9 +57,13 @@ class Insight:
             return {"error": {"field": getattr(e, "field", "text"), "message": getattr(e, "message", str(e))}}
 
 
-@serve.deployment(ray_actor_options=_CPU0, max_ongoing_requests=64)
+@serve.deployment(ray_actor_options=_CPU0, max_ongoing_requests=16)
 class Sentiment:
-    """The sentiment classifier; batching happens in the ingress (``RayBackend``), not here."""
+    """The sentiment classifier; batching happens in the ingress (``RayBackend``), not here.
+
+    With batching, ``build_app`` lets a replica hold 2 calls (one running, one next): the router then sends
+    a new batch to the idle replica instead of queueing it behind a busy one.
+    """
 
     def __init__(self, paths: dict) -> None:
         _threads()
@@ -165,7 +169,6 @@ class Ingress:
         info: dict,
         ui: dict,
         multimodal=None,
-        batched: bool = True,
     ) -> None:
         self.backend = RayBackend(
             {
@@ -177,9 +180,13 @@ class Ingress:
                 "multimodal": multimodal,
             },
             info,
-            batched,
         )
         self.ui = ui
+
+    def reconfigure(self, config: dict) -> None:
+        """``user_config`` ``{"batched": bool}``. Under ``serve deploy`` with a config file, changing it updates
+        the running replica in place; ``serve.run`` from Python gives the code a new version and replaces it."""
+        self.backend.batched = bool(config.get("batched", True))
 
     def __serve_build_asgi_app__(self):
         from .api import create_api
@@ -207,16 +214,15 @@ def build_app(
     p = resolve_paths(paths or ModelPaths(), debug_dir)
     d = asdict(p)
     info = describe(p)
-    return Ingress.bind(
+    return Ingress.options(user_config={"batched": batched}).bind(
         Generator.bind(d),
         Insight.bind(d),
-        Sentiment.options(num_replicas=sentiment_replicas).bind(d),
+        Sentiment.options(num_replicas=sentiment_replicas, max_ongoing_requests=2 if batched else 16).bind(d),
         ECG.bind(d),
         Simulator.bind(),
         info,
         {"enabled": ui, "base_url": f"http://127.0.0.1:{port}"},
         Multimodal.bind(d),
-        batched,
     )
 
 

@@ -24,7 +24,7 @@ def _free_port() -> int:
 def ray_url(debug_paths):
     from serving.cli import start, stop
 
-    url = start(debug_paths, "127.0.0.1", _free_port(), num_cpus=2)
+    url = start(debug_paths, "127.0.0.1", _free_port(), num_cpus=2, direct_ingress=True)
     try:
         yield url
     finally:
@@ -77,3 +77,21 @@ def test_fuzz_1000_requests_no_5xx(client):
     assert sum(seen.values()) >= 1000
     assert client.get("/healthz").status_code == 200
     assert client.post("/v1/sentiment", json={"text": "still here"}).status_code == 200
+
+
+def _listener(port: int) -> str:
+    import psutil
+
+    for c in psutil.net_connections("tcp"):
+        if c.status == psutil.CONN_LISTEN and c.laddr.port == port and c.pid:
+            return " ".join(psutil.Process(c.pid).cmdline())
+    return ""
+
+
+def test_direct_ingress_with_the_proxy_beside_it(ray_url):
+    """The API port is the ingress replica's own server; Serve's proxy on port + 1 routes to it too."""
+    port = int(ray_url.rsplit(":", 1)[1])
+    assert "Ingress" in _listener(port) and "ProxyActor" in _listener(port + 1)
+    with httpx.Client(base_url=f"http://127.0.0.1:{port + 1}", timeout=60) as via_proxy:
+        assert via_proxy.get("/healthz").json()["models"]["sentiment"] == "debug"
+        assert via_proxy.post("/v1/sentiment", json={"text": "fine"}).status_code == 200
