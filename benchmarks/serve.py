@@ -208,8 +208,10 @@ def main(argv: list[str] | None = None) -> int:
         kill = _replica_kill(url, replicas)
     finally:
         stop()
-    print(json.dumps({"model": model, "ingress": "proxy" if args.via_proxy else "direct", "replicas": replicas, "batched": batched, "unbatched": unbatched,
-                      "errors": e1 + e2, "replica_kill": kill, "healthz_floor_32": floor}))  # fmt: skip
+    ingress = "proxy" if args.via_proxy else "direct"
+    print(json.dumps({"model": model, "ingress": ingress, "replicas": replicas, "batched": batched,
+                      "unbatched": unbatched, "errors": e1 + e2, "replica_kill": kill,
+                      "healthz_floor_32": floor}))  # fmt: skip
     return 0
 
 

@@ -99,16 +99,12 @@ def start(
     to 950 requests/s. Without it, or when Ray already runs in this process, the proxy serves ``port``.
     """
     check_bind(host, os.environ.get("EVOSPIKENET_API_KEY"))
+    for k, v in SERVE_TIMEOUTS.items():  # before Serve reads its constants in this process too
+        os.environ.setdefault(k, v)
     import ray
 
     direct = direct_ingress and not ray.is_initialized()
-    env = worker_env(port if direct else None)
-    for k, v in env.items():  # Serve reads its constants at import, in this process too
-        if k.startswith("RAY_SERVE"):
-            os.environ[k] = v
-    if not direct:
-        for k in direct_ingress_env(port):
-            os.environ.pop(k, None)
+    env = worker_env(port if direct else None)  # direct ingress lives in the workers' environment only
     from ray import serve
 
     from .deployments import build_app
