@@ -30,7 +30,8 @@ backward is the hand-written BPTT recursion
     \frac{\partial L}{\partial I_t} = (1 - \beta) R \frac{\partial L}{\partial H_t}
 
 with ``dV_t/dH_t = 1`` (subtract, none) or ``1 - S_t`` (zero). That removes the per-step autograd overhead
-that dominates at long T.
+that dominates at long T. Without autograd (evaluation, serving) the same forward runs without storing
+``H_t``, in place.
 """
 
 from __future__ import annotations
@@ -187,6 +188,28 @@ class _FusedLIF(torch.autograd.Function):
         return grad_x, g_v, None
 
 
+def _lif_multistep_inference(x: torch.Tensor, v0: torch.Tensor, p: LIFParams):
+    """The fused forward without autograd: no stored potentials, in-place updates (same spikes)."""
+    gain = (1.0 - p.beta) * p.r
+    offset = (1.0 - p.beta) * p.v_rest
+    spikes = torch.empty_like(x)
+    v = v0
+    for t in range(x.shape[0]):
+        d = x[t] if gain == 1.0 else x[t] * gain
+        if offset != 0.0:
+            d = d + offset
+        h = torch.add(d, v, alpha=p.beta)  # a fresh tensor: updated in place below
+        s = spikes[t]
+        torch.ge(h, p.v_th, out=s)
+        if p.reset == "subtract":
+            v = h.sub_(s, alpha=p.v_th)
+        elif p.reset == "zero":
+            v = h.masked_fill_(s > 0, p.v_reset)
+        else:
+            v = h
+    return spikes, v
+
+
 def lif_multistep(
     x: torch.Tensor, state: LIFState | None, params: LIFParams
 ) -> tuple[torch.Tensor, LIFState]:
@@ -198,6 +221,9 @@ def lif_multistep(
     if state is None:
         state = lif_init_state(tuple(x.shape[1:]), params, x.device, x.dtype)
     if params.refractory_steps == 0:
+        if not (torch.is_grad_enabled() and (x.requires_grad or state.v.requires_grad)):
+            spikes, v = _lif_multistep_inference(x, state.v, params)  # serving, evaluation
+            return spikes, LIFState(v, state.refrac)
         spikes, v = _FusedLIF.apply(x, state.v, params)
         return spikes, LIFState(v, state.refrac)
     out = []

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from evospikenet.functional import ATan, FastSigmoid, lif_multistep, lif_params, lif_step
+from evospikenet.functional.lif import LIFState
 from evospikenet.functional.surrogate import SURROGATES, Sigmoid, StraightThrough, Triangle, get_surrogate
 
 
@@ -84,6 +85,21 @@ def test_fused_multistep_matches_step_loop(reset, surrogate, device):
     assert torch.equal(s_fused, s_ref)
     assert torch.allclose(state.v, v_ref[-1], atol=1e-6)
     assert torch.allclose(x.grad, g_ref, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+@pytest.mark.parametrize("gain", [1.0, 2.5])
+def test_inference_multistep_matches_autograd_path(reset, gain, device):
+    # no-grad path (evaluation, serving) must give the same spikes and membrane as the autograd kernel
+    p = lif_params(tau_mem=5e-3, dt=1e-3, v_th=0.7, reset=reset, r=gain / (1 - math.exp(-0.2)), v_rest=0.05)
+    x = torch.rand(12, 3, 5, device=device) * 2
+    v0 = torch.rand(3, 5, device=device)
+    s_ref, st_ref = lif_multistep(x.clone().requires_grad_(), LIFState(v0.clone(), torch.zeros(0)), p)
+    with torch.no_grad():
+        s, st = lif_multistep(x, LIFState(v0.clone(), torch.zeros(0)), p)
+    assert s.sum() > 0 and torch.equal(s, s_ref.detach())
+    assert torch.allclose(st.v, st_ref.v.detach(), atol=1e-6)
+    assert not s.requires_grad
 
 
 def test_multistep_with_refractory_uses_step_loop(device):

@@ -109,3 +109,23 @@ def test_activations_between_blocks_are_binary_spikes(tiny_config, readout):
     for x in linear_inputs:
         assert torch.allclose(x * T, (x * T).round(), atol=1e-5)
     assert 0.0 < out.spike_rate.item() < 1.0
+
+
+def test_centred_query_scores_formula():
+    # S_ij = lambda / (Z sqrt(dh)) sum_{t,t'} kappa(t,t') (q_{i,t} - m_i) . k_{j,t'}, m_i the query's mean rate
+    T, B, H, L, dh = 3, 1, 2, 5, 4
+    q, k, v = (_spikes(T, B, H, L, dh, seed=s) for s in range(3))
+    tau, lam = torch.tensor([1.5, 3.0]), torch.tensor([2.0, 5.0])
+    _, attn = chrono_spike_attention(q, k, v, ChronoAttnParams(tau, lam, True), return_weights=True)
+    kappa = temporal_kernel(T, tau)  # (H, T, T)
+    m = q.mean(dim=(0, 4), keepdim=True)  # (1, B, H, L, 1)
+    raw = torch.einsum("htu,tbhid,ubhjd->bhij", kappa, q - m, k)
+    scores = raw * (lam / (kappa.sum((1, 2)) * math.sqrt(dh))).view(1, H, 1, 1)
+    scores = scores.masked_fill(~torch.ones(L, L, dtype=torch.bool).tril(), float("-inf"))
+    assert torch.allclose(attn, scores.softmax(-1), atol=1e-5)
+    # centring removes the pull of keys that merely fire more: a key firing everywhere no longer wins
+    k_all = k.clone()
+    k_all[..., 0, :] = 1.0
+    _, plain = chrono_spike_attention(q, k_all, v, ChronoAttnParams(tau, lam), return_weights=True)
+    _, centred = chrono_spike_attention(q, k_all, v, ChronoAttnParams(tau, lam, True), return_weights=True)
+    assert centred[..., 1:, 0].mean() < plain[..., 1:, 0].mean()

@@ -206,3 +206,35 @@ def test_mean_pooling_classifier(tiny_config):
     assert torch.allclose(out.logits[1], alone[0], atol=1e-5)
     with pytest.raises(ValueError, match="classifier_pooling"):
         tiny_config(classifier_pooling="max")
+
+
+def test_configs_saved_before_the_block_revision_keep_their_design(tmp_path, tiny_config):
+    # a config.json without embed_scale (saved by the first block design) loads with that design's values
+    from evospikenet.models.spiking_lm.config import FIRST_DESIGN
+
+    old = tiny_config().to_dict()
+    for key in FIRST_DESIGN:
+        old.pop(key)
+    loaded = SpikingEvoSpikeNetConfig.from_dict(old)
+    assert {k: getattr(loaded, k) for k in FIRST_DESIGN} == FIRST_DESIGN
+    model = SpikingEvoSpikeNetForCausalLM(loaded)
+    assert model.spiking.blocks[0].ln_attn is not None  # LayerNorm before the attention-output LIF
+    model.save_pretrained(tmp_path)  # the saved config now names every field: it loads as it was saved
+    again = AutoModelForCausalLM.from_pretrained(tmp_path)
+    assert again.config.embed_scale == 1.0 and again.spiking.blocks[0].ln_attn is not None
+    ids = torch.randint(0, 257, (2, 8))
+    assert torch.equal(model.eval()(ids).logits, again.eval()(ids).logits)
+    # a current config keeps its own values, and the current block has no attention-output LayerNorm
+    new = SpikingEvoSpikeNetConfig.from_dict(tiny_config().to_dict())
+    assert new.embed_scale == 50.0 and new.attn_out_norm is False
+    assert SpikingEvoSpikeNetForCausalLM(new).spiking.blocks[0].ln_attn is None
+
+
+def test_embeddings_enter_tas_scaled(tiny_config):
+    model = SpikingEvoSpikeNetForCausalLM(tiny_config(embed_scale=3.0)).spiking
+    ids = torch.tensor([[5, 6, 7]])
+    ref = 3.0 * (model.tok_emb(ids) + model.pos_emb(torch.arange(3))[None])
+    assert torch.allclose(model.embed(ids), ref)
+    assert torch.allclose(
+        model.embed(ids, start=2)[0, 0], 3.0 * (model.tok_emb.weight[5] + model.pos_emb.weight[2])
+    )

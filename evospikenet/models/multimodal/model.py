@@ -132,8 +132,7 @@ class MultiModalEvoSpikeNetForCausalLM(SpikingEvoSpikeNetPreTrainedModel):
         P = sum(p.shape[2] for p in prefix)
         if P + L > c.context_length:
             raise ValueError(f"prefix ({P}) + text ({L}) tokens exceed context_length {c.context_length}")
-        pos = torch.arange(P, P + L, device=input_ids.device)
-        e = lm.tok_emb(input_ids) + lm.pos_emb(pos)[None]  # (B, L, D)
+        e = lm.embed(input_ids, start=P)  # (B, L, D)
         u_text, _ = lm.tas(e, c.time_steps, lm.tas_stochastic())  # (T, B, L, D)
         stats = [_stats("tas", u_text, 1)]
         for name, out in enc.items():

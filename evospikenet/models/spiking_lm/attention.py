@@ -12,7 +12,12 @@ across time, weighted by a temporal kernel:
 
     A_{ij} = \mathrm{softmax}_{j \le i}(S_{ij}), \qquad o_{i,t} = \sum_{j \le i} A_{ij}\, v_{j,t}
 
-causal over tokens (``j <= i``; padded keys are masked). ``q . k`` of binary vectors is a coincidence
+causal over tokens (``j <= i``; padded keys are masked). ``lambda_h = g s_h`` with a learned ``s_h``
+(init 1) and a fixed factor ``g`` (``attn_gain``, 8 by default): binary rates give coincidence scores of
+order ``sqrt(d_h) r``, so with ``g = 1`` the softmax starts almost uniform and Adam, which moves ``s_h`` by
+about the learning rate per step, takes thousands of steps to sharpen it. With ``center`` the query is
+taken relative to its mean rate ``m_i`` over steps and channels, ``(q_{i,t} - m_i) . k_{j,t'}``: the term
+``m_i sum k_j`` would otherwise favour keys that simply fire more (still an accumulate, of the key's count). ``q . k`` of binary vectors is a coincidence
 count (AND and accumulate); ``A v`` with binary ``v`` sums attention weights where a value spike arrived
 (accumulate-only). ``tau_h`` and ``lambda_h`` are learned per head.
 
@@ -43,6 +48,7 @@ class ChronoAttnParams(NamedTuple):
 
     tau: torch.Tensor  # (H,) temporal constant in steps, > 0 (inf allowed)
     scale: torch.Tensor  # (H,) score gain lambda
+    center: bool = False  # score (q - m_q) . k, m_q the query token's mean rate over steps and channels
 
 
 def temporal_kernel(time_steps: int, tau: torch.Tensor) -> torch.Tensor:
@@ -70,6 +76,8 @@ def chrono_spike_attention(
     z = kappa.sum(dim=(1, 2))  # (H,)
     k_filt = torch.einsum("htu,ubhjd->bhjtd", kappa, k)  # (B, H, L, T, d_h)
     qf = q.permute(1, 2, 3, 0, 4).reshape(B, H, L, T * dh)  # (B, H, L, T*d_h)
+    if params.center:
+        qf = qf - qf.mean(dim=-1, keepdim=True)
     scores = qf @ k_filt.reshape(B, H, L, T * dh).transpose(-1, -2)  # (B, H, L, L)
     scores = scores * (params.scale.to(q.dtype) / (z * dh**0.5)).view(1, H, 1, 1)
     allowed = torch.ones(L, L, dtype=torch.bool, device=q.device).tril()  # (L, L) j <= i

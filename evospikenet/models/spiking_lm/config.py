@@ -11,6 +11,15 @@ __all__ = ["SpikingEvoSpikeNetConfig", "MODEL_TYPE", "NEURON_BACKENDS", "TAS_MOD
 MODEL_TYPE = "spiking_evospikenet"
 NEURON_BACKENDS = ("snntorch", "evospikenet")
 TAS_MODES = ("auto", "stochastic", "deterministic")
+# Field values that reproduce checkpoints saved before these fields existed (see ``from_dict``).
+FIRST_DESIGN = {
+    "attn_gain": 1.0,
+    "attn_center": False,
+    "attn_out_norm": True,
+    "attn_out_gain": 1.0,
+    "embed_init_std": 1.0,
+    "embed_scale": 1.0,
+}
 
 
 def _pos_int(name: str, value) -> None:
@@ -55,7 +64,18 @@ class SpikingEvoSpikeNetConfig(PretrainedConfig):
     tas_beta_init: float = 3.0  # initial TAS offset beta (higher: sparser input spikes)
     tas_tau_init: float = 1.0  # initial TAS window tau_window (> 0, predicted per token via softplus)
     attn_tau_init: float = 2.0  # initial temporal-coincidence constant tau (steps) of each head
-    embed_init_std: float = 1.0  # std of the token and position embeddings (they drive TAS directly)
+    attn_gain: float = (
+        8.0  # fixed factor g of the score gain, lambda = g * (learned scale, init 1): sharp attention early
+    )
+    attn_center: bool = (
+        True  # score the query's deviation from its mean rate, (q - m_q) . k, instead of q . k
+    )
+    attn_out_norm: bool = (
+        False  # LayerNorm before the attention-output LIF (the first design); False: gain only
+    )
+    attn_out_gain: float = 1.5  # without attn_out_norm the attention output LIF receives attn_out_gain * o
+    embed_init_std: float = 0.02  # std of the token and position embedding tables
+    embed_scale: float = 50.0  # fixed factor: TAS reads e = embed_scale * (E[x] + P[i]) (std 1 at init)
     layer_norm_eps: float = 1e-5  # epsilon of the pre-spike LayerNorms
     aeg_weight: float = 0.0  # AEG: weight of the spike-rate penalty added to the loss (0 = off)
     aeg_target_rate: float = 0.0  # AEG energy budget: only the mean rate above this is penalised
@@ -70,6 +90,15 @@ class SpikingEvoSpikeNetConfig(PretrainedConfig):
     eos_token_id: int | None = 256  # end-of-sequence id
     pad_token_id: int | None = 256  # padding id
     tie_word_embeddings: bool = False  # the LM head has its own weights
+
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs):
+        """Configs saved before ``embed_scale`` existed load with the values of the first block design
+        (LayerNorm on the attention output, unit score and embedding factors), so old checkpoints keep their
+        behaviour."""
+        if "model_type" in config_dict and "embed_scale" not in config_dict:
+            config_dict = {**FIRST_DESIGN, **config_dict}
+        return super().from_dict(config_dict, **kwargs)
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -99,9 +128,23 @@ class SpikingEvoSpikeNetConfig(PretrainedConfig):
             raise ValueError(f"tas_mode must be one of {TAS_MODES}, got {self.tas_mode!r}")
         if not (0.0 < self.lif_beta < 1.0):
             raise ValueError(f"lif_beta must lie in (0, 1), got {self.lif_beta!r}")
-        for name in ("lif_threshold", "surrogate_alpha", "tas_alpha_init", "tas_tau_init", "attn_tau_init"):
+        for name in (
+            "lif_threshold",
+            "surrogate_alpha",
+            "tas_alpha_init",
+            "tas_tau_init",
+            "attn_tau_init",
+            "attn_gain",
+            "attn_out_gain",
+        ):
             _pos_float(name, getattr(self, name))
-        for name in ("embed_init_std", "meta_stdp_tau_init", "initializer_range", "layer_norm_eps"):
+        for name in (
+            "embed_init_std",
+            "embed_scale",
+            "meta_stdp_tau_init",
+            "initializer_range",
+            "layer_norm_eps",
+        ):
             _pos_float(name, getattr(self, name))
         if self.aeg_weight < 0 or self.aeg_target_rate < 0:
             raise ValueError(

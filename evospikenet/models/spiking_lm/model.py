@@ -4,7 +4,7 @@ Forward pass for ids ``(B, L)``:
 
 .. math::
 
-    e_i = E[x_i] + P[i], \qquad u^{(0)} = \mathrm{TAS}(e) \in \{-1,0,1\}^{T \times B \times L \times D}
+    e_i = g_e (E[x_i] + P[i]), \qquad u^{(0)} = \mathrm{TAS}(e) \in \{-1,0,1\}^{T \times B \times L \times D}
 
     u^{(l+1)} = \mathrm{Block}_l(u^{(l)}), \qquad
     \mathrm{logits}_i = W_{head} \frac{1}{T}\sum_t r_{t,i} + b, \qquad
@@ -150,6 +150,11 @@ class SpikingEvoSpikeNetModel(SpikingEvoSpikeNetPreTrainedModel):
     def set_input_embeddings(self, value):
         self.tok_emb = value
 
+    def embed(self, input_ids: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """``e = embed_scale (E[x] + P[start + i])``: (B, L) ids -> (B, L, D), the input of TAS."""
+        pos = torch.arange(start, start + input_ids.shape[1], device=input_ids.device)
+        return self.config.embed_scale * (self.tok_emb(input_ids) + self.pos_emb(pos)[None])
+
     def check_input_ids(self, input_ids: torch.Tensor) -> None:
         """Raise ``ValueError`` for empty input, over-long sequences and ids out of range."""
         if not isinstance(input_ids, torch.Tensor):
@@ -182,8 +187,7 @@ class SpikingEvoSpikeNetModel(SpikingEvoSpikeNetPreTrainedModel):
         c = self.config
         B, L = input_ids.shape
         key_mask = attention_mask.bool() if attention_mask is not None else None
-        pos = torch.arange(L, device=input_ids.device)
-        e = self.tok_emb(input_ids) + self.pos_emb(pos)[None]  # (B, L, D)
+        e = self.embed(input_ids)  # (B, L, D)
         u, _ = self.tas(e, c.time_steps, self.tas_stochastic())  # (T, B, L, D) signed spikes
         stats = [_stats("tas", u, 1)]
         attns = []
