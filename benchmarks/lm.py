@@ -122,8 +122,16 @@ def main(argv=None) -> dict:
     p.add_argument("--sample-tokens", type=int, default=200)
     p.add_argument("--backend", choices=("snntorch", "evospikenet"), default="evospikenet")
     p.add_argument("--readout", choices=("membrane", "spikes"), default="membrane")
-    p.add_argument("--aeg-weight", type=float, default=0.0)
-    p.add_argument("--aeg-target-rate", type=float, default=0.0)
+    p.add_argument(
+        "--aeg-weight",
+        type=float,
+        default=1.0,
+        help="AEG spike-rate penalty weight for the spiking model (0: off; on by default so the model stays "
+        "within the 0.2 spike-rate budget)",
+    )
+    p.add_argument(
+        "--aeg-target-rate", type=float, default=0.15, help="AEG budget: only the mean rate above it is penalised"
+    )
     p.add_argument("--meta-stdp", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
@@ -168,6 +176,8 @@ def main(argv=None) -> dict:
             "tokenizer": args.tokenizer,
             "backend": args.backend,
             "readout": args.readout,
+            "aeg_weight": args.aeg_weight,
+            "aeg_target_rate": args.aeg_target_rate,
         }
     }
     for name, model, spiking in (("spiking", snn, True), ("float", ann, False)):

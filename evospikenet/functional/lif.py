@@ -188,6 +188,12 @@ class _FusedLIF(torch.autograd.Function):
         return grad_x, g_v, None
 
 
+def _tracing() -> bool:
+    """True while a graph is captured (ONNX export, ``torch.jit.trace``, ``torch.compile``/``torch.export``):
+    in-place writes into slices are not for tracers, so they get the fused kernel (or its export twin)."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
+
+
 def _lif_multistep_inference(x: torch.Tensor, v0: torch.Tensor, p: LIFParams):
     """The fused forward without autograd: no stored potentials, in-place updates (same spikes)."""
     gain = (1.0 - p.beta) * p.r
@@ -221,7 +227,7 @@ def lif_multistep(
     if state is None:
         state = lif_init_state(tuple(x.shape[1:]), params, x.device, x.dtype)
     if params.refractory_steps == 0:
-        if not (torch.is_grad_enabled() and (x.requires_grad or state.v.requires_grad)):
+        if not (torch.is_grad_enabled() and (x.requires_grad or state.v.requires_grad)) and not _tracing():
             spikes, v = _lif_multistep_inference(x, state.v, params)  # serving, evaluation
             return spikes, LIFState(v, state.refrac)
         spikes, v = _FusedLIF.apply(x, state.v, params)
