@@ -130,7 +130,10 @@ def main(argv=None) -> dict:
         "within the 0.2 spike-rate budget)",
     )
     p.add_argument(
-        "--aeg-target-rate", type=float, default=0.15, help="AEG budget: only the mean rate above it is penalised"
+        "--aeg-target-rate",
+        type=float,
+        default=0.15,
+        help="AEG budget: only the mean rate above it is penalised",
     )
     p.add_argument("--meta-stdp", action="store_true")
     p.add_argument("--seed", type=int, default=0)
