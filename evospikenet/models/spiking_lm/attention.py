@@ -17,8 +17,8 @@ causal over tokens (``j <= i``; padded keys are masked). ``lambda_h = g s_h`` wi
 order ``sqrt(d_h) r``, so with ``g = 1`` the softmax starts almost uniform and Adam, which moves ``s_h`` by
 about the learning rate per step, takes thousands of steps to sharpen it. With ``center`` the query is
 taken relative to its mean rate ``m_i`` over steps and channels, ``(q_{i,t} - m_i) . k_{j,t'}``: the term
-``m_i sum k_j`` would otherwise favour keys that simply fire more (still an accumulate, of the key's count). ``q . k`` of binary vectors is a coincidence
-count (AND and accumulate); ``A v`` with binary ``v`` sums attention weights where a value spike arrived
+``m_i sum k_j`` would otherwise favour keys that simply fire more (still an accumulate, of the key's
+count). ``q . k`` of binary vectors is a coincidence count (AND and accumulate); ``A v`` with binary ``v`` sums attention weights where a value spike arrived
 (accumulate-only). ``tau_h`` and ``lambda_h`` are learned per head.
 
 Limits:

@@ -64,16 +64,10 @@ class SpikingEvoSpikeNetConfig(PretrainedConfig):
     tas_beta_init: float = 3.0  # initial TAS offset beta (higher: sparser input spikes)
     tas_tau_init: float = 1.0  # initial TAS window tau_window (> 0, predicted per token via softplus)
     attn_tau_init: float = 2.0  # initial temporal-coincidence constant tau (steps) of each head
-    attn_gain: float = (
-        8.0  # fixed factor g of the score gain, lambda = g * (learned scale, init 1): sharp attention early
-    )
-    attn_center: bool = (
-        True  # score the query's deviation from its mean rate, (q - m_q) . k, instead of q . k
-    )
-    attn_out_norm: bool = (
-        False  # LayerNorm before the attention-output LIF (the first design); False: gain only
-    )
-    attn_out_gain: float = 1.5  # without attn_out_norm the attention output LIF receives attn_out_gain * o
+    attn_gain: float = 8.0  # fixed factor g of the score gain: lambda = g * (learned scale, init 1)
+    attn_center: bool = True  # score (q - m_q) . k, the query's deviation from its mean rate
+    attn_out_norm: bool = False  # LayerNorm before the attention-output LIF (first design); else a gain
+    attn_out_gain: float = 1.5  # without attn_out_norm, the attention-output LIF receives gain * o
     embed_init_std: float = 0.02  # std of the token and position embedding tables
     embed_scale: float = 50.0  # fixed factor: TAS reads e = embed_scale * (E[x] + P[i]) (std 1 at init)
     layer_norm_eps: float = 1e-5  # epsilon of the pre-spike LayerNorms
