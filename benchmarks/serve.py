@@ -106,7 +106,7 @@ def _sweep(url: str, quick: bool) -> tuple[dict, int]:
             if quick
             else (300 if c == 1 else 2000 if c == 8 else 4000)
         )
-        asyncio.run(_load(url, c, min(c * 4, n), 10))  # warm-up
+        asyncio.run(_load(url, c, min(c * 10, n), 10))  # warm-up: the first batches of a shape run slower
         r = asyncio.run(_load(url, c, n, 20 if quick else 60))
         errors += r.pop("errors")
         out[str(c)] = r

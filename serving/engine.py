@@ -29,6 +29,7 @@ from evospikenet.models import (
     SpikingEvoSpikeNetForSequenceClassification,
 )
 from evospikenet.models.ecg import ECGSpikingConfig, ECGSpikingNet, load_ecg_model
+from evospikenet.models.spiking_lm import pack_sequences
 from evospikenet.models.spiking_lm.neurons import LIFPopulation
 
 __all__ = [
@@ -256,24 +257,35 @@ def generate_steps(
 def classify_texts(
     model, tokenizer, labels: list[str], texts: list[str], return_spikes: bool = False
 ) -> list:
-    """Class probabilities of each text (right-padded batch; the head reads the last real token)."""
+    """Class probabilities of each text.
+
+    Several texts are packed into rows of ``context_length`` tokens (``pack_sequences``: no compute spent on
+    padding, same logits as a padded batch); with ``return_spikes`` the batch is right-padded instead, one
+    text per row, so each raster belongs to one text.
+    """
     ctx = model.config.context_length
     enc = [_encode(tokenizer, t, ctx) for t in texts]
-    L = max(len(e) for e in enc)
     pad = model.config.pad_token_id or 0
-    ids = torch.full((len(enc), L), pad, dtype=torch.long)
-    mask = torch.zeros(len(enc), L, dtype=torch.long)
-    for i, e in enumerate(enc):
-        ids[i, : len(e)] = torch.tensor(e)
-        mask[i, : len(e)] = 1
     device = next(model.parameters()).device
+    if return_spikes or len(enc) == 1:
+        L = max(len(e) for e in enc)
+        ids = torch.full((len(enc), L), pad, dtype=torch.long)
+        mask = torch.zeros(len(enc), L, dtype=torch.long)
+        for i, e in enumerate(enc):
+            ids[i, : len(e)] = torch.tensor(e)
+            mask[i, : len(e)] = 1
+        pos, order = None, list(range(len(enc)))
+    else:
+        ids, pos, mask, order = pack_sequences(enc, ctx, pad)
+        pos = pos.to(device)
     hooks = _RasterHooks(model, 64) if return_spikes else None
     try:
-        out = model(input_ids=ids.to(device), attention_mask=mask.to(device))
+        out = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=pos)
     finally:
         if hooks is not None:
             hooks.remove()
-    probs = out.logits.float().softmax(-1).cpu()  # (B, C)
+    probs = torch.empty_like(out.logits, dtype=torch.float, device="cpu")  # (B, C) in the order of texts
+    probs[torch.tensor(order)] = out.logits.float().softmax(-1).cpu()
     e_tok = out.spike_stats.energy_per_token_j()
     results = []
     for i, e in enumerate(enc):

@@ -42,6 +42,7 @@ from typing import NamedTuple
 import torch
 
 from .._validate import check_non_negative, check_positive, check_tensor
+from .event_ops import lif_forward_native
 from .surrogate import Surrogate, get_surrogate
 
 __all__ = [
@@ -198,6 +199,9 @@ def _lif_multistep_inference(x: torch.Tensor, v0: torch.Tensor, p: LIFParams):
     """The fused forward without autograd: no stored potentials, in-place updates (same spikes)."""
     gain = (1.0 - p.beta) * p.r
     offset = (1.0 - p.beta) * p.v_rest
+    native = lif_forward_native(x, v0, p.beta, gain, offset, p.v_th, p.v_reset, p.reset)  # one C++ pass
+    if native is not None:
+        return native
     spikes = torch.empty_like(x)
     v = v0
     for t in range(x.shape[0]):

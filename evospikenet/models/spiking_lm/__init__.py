@@ -12,6 +12,7 @@ from .model import (
     SpikingLMOutput,
 )
 from .neurons import LIFPopulation
+from .packing import pack_sequences
 from .tas import TASEncoder, TASParams, tas_encode, tas_probability
 
 __all__ = [
@@ -36,4 +37,5 @@ __all__ = [
     "ChronoAttnParams",
     "chrono_spike_attention",
     "temporal_kernel",
+    "pack_sequences",
 ]

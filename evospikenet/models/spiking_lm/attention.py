@@ -65,10 +65,13 @@ def chrono_spike_attention(
     params: ChronoAttnParams,
     key_mask: torch.Tensor | None = None,
     return_weights: bool = False,
+    segments: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Causal ChronoSpikeAttention.
 
-    ``q, k, v``: (T, B, H, L, d_h) spike trains; ``key_mask``: (B, L) bool, True for real tokens.
+    ``q, k, v``: (T, B, H, L, d_h) spike trains; ``key_mask``: (B, L) bool, True for real tokens;
+    ``segments``: (B, L) text index of each token of packed rows (``packing.py``): a query sees only keys
+    of its own text.
     Returns ``o`` (T, B, H, L, d_h) and, if asked, the weights ``A`` (B, H, L, L).
     """
     T, B, H, L, dh = q.shape
@@ -84,6 +87,8 @@ def chrono_spike_attention(
     if key_mask is not None:
         eye = torch.eye(L, dtype=torch.bool, device=q.device)
         allowed = allowed & (key_mask[:, None, None, :].bool() | eye)  # (B, 1, L, L)
+    if segments is not None:
+        allowed = allowed & (segments[:, None, :, None] == segments[:, None, None, :])  # (B, 1, L, L)
     attn = scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)  # (B, H, L, L)
     vf = v.permute(1, 2, 3, 0, 4).reshape(B, H, L, T * dh)
     o = (attn @ vf).reshape(B, H, L, T, dh).permute(3, 0, 1, 2, 4)  # (T, B, H, L, d_h)

@@ -22,6 +22,9 @@ and why:
   firing rate stays in range during training (counted as MACs, 2 per element);
 * the attention weights and mixture (see ``attention.py``).
 
+In evaluation and serving on the CPU the four synaptic layers run event-driven (``SpikeLinear``: each
+token reads only the weight columns of the inputs that spiked), with the same result as the dense product.
+
 The attention output ``o`` (a mixture of binary value spikes, in [0, 1]) drives its population through a
 fixed gain ``g_o`` (``attn_out_gain``) rather than a LayerNorm: normalising ``o`` per token removed its mean
 and sign, which carry how much value activity the attended tokens hold (on tiny Shakespeare the
@@ -45,6 +48,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from ...neurons.spike_linear import SpikeLinear
 from .attention import ChronoAttnParams, chrono_spike_attention
 from .neurons import LIFPopulation
 
@@ -63,8 +67,11 @@ class LayerStats(NamedTuple):
     macs: float  # float multiply-accumulates spent on its input (LayerNorm, softmax)
 
 
-def _stats(name: str, s: torch.Tensor, fan_out: int, macs: float = 0.0, extra_sops=None) -> LayerStats:
-    total = s.abs().sum()
+def _stats(
+    name: str, s: torch.Tensor, fan_out: int, macs: float = 0.0, extra_sops=None, signed: bool = False
+) -> LayerStats:
+    """Stats of spikes ``s`` (0/1, or -1/0/1 with ``signed``: the TAS encoder's signed spikes)."""
+    total = s.abs().sum() if signed else s.sum()
     sops = total.detach() * fan_out
     if extra_sops is not None:
         sops = sops + extra_sops
@@ -135,17 +142,17 @@ class SpikingBlock(nn.Module):
             return nn.LayerNorm(n, eps=c.layer_norm_eps)
 
         self.ln_in, self.lif_in = ln(d), lif()
-        self.w_qkv = nn.Linear(d, 3 * d, bias=False)
+        self.w_qkv = SpikeLinear(d, 3 * d, bias=False)
         self.ln_q, self.ln_k, self.ln_v = ln(d), ln(d), ln(d)
         self.lif_q, self.lif_k, self.lif_v = lif(), lif(), lif()
         self.attn_log_tau = nn.Parameter(torch.full((c.n_heads,), float(c.attn_tau_init)).log())
         self.attn_scale = nn.Parameter(torch.ones(c.n_heads))
         self.ln_attn, self.lif_attn = (ln(d) if c.attn_out_norm else None), lif()
-        self.w_o = nn.Linear(d, d, bias=False)
+        self.w_o = SpikeLinear(d, d, bias=False)
         self.ln_mlp, self.lif_mlp = ln(d), lif()
-        self.w_1 = nn.Linear(d, hidden, bias=False)
+        self.w_1 = SpikeLinear(d, hidden, bias=False)
         self.ln_hidden, self.lif_hidden = ln(hidden), lif()
-        self.w_2 = nn.Linear(hidden, d, bias=False)
+        self.w_2 = SpikeLinear(hidden, d, bias=False)
         self.meta_stdp = (
             MetaSTDP(d, c.meta_stdp_tau_init, c.meta_stdp_eta, c.meta_stdp_tau_range, c.initializer_range)
             if c.meta_stdp
@@ -153,7 +160,11 @@ class SpikingBlock(nn.Module):
         )
 
     def forward(
-        self, u: torch.Tensor, key_mask: torch.Tensor | None = None, return_attn: bool = False
+        self,
+        u: torch.Tensor,
+        key_mask: torch.Tensor | None = None,
+        return_attn: bool = False,
+        segments: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, list[LayerStats], torch.Tensor | None]:
         # u: (T, B, L, D) residual membrane stream
         T, B, L, D = u.shape
@@ -175,7 +186,7 @@ class SpikingBlock(nn.Module):
 
         qh, kh, vh = heads(q), heads(k), heads(v)
         params = ChronoAttnParams(self.attn_log_tau.exp(), self.attn_gain * self.attn_scale, self.attn_center)
-        o, attn = chrono_spike_attention(qh, kh, vh, params, key_mask, return_attn)
+        o, attn = chrono_spike_attention(qh, kh, vh, params, key_mask, return_attn, segments)
         o = o.transpose(2, 3).reshape(T, B, L, D)  # (T, B, L, D) in [0, 1]
         with torch.no_grad():  # event counts of the coincidence scores and of A v (accumulates)
             q_count = qh.sum(0)  # (B, H, L, dh)

@@ -36,6 +36,7 @@ from ...energy import HOROWITZ_45NM, EnergyModel, OpCounter
 from .block import LN_MACS_PER_ELEMENT, LayerStats, MetaSTDP, SpikingBlock, _stats
 from .config import SpikingEvoSpikeNetConfig
 from .neurons import LIFPopulation
+from .packing import check_position_ids, pool_segments, segment_ids
 from .tas import TASEncoder
 
 __all__ = [
@@ -150,8 +151,11 @@ class SpikingEvoSpikeNetModel(SpikingEvoSpikeNetPreTrainedModel):
     def set_input_embeddings(self, value):
         self.tok_emb = value
 
-    def embed(self, input_ids: torch.Tensor, start: int = 0) -> torch.Tensor:
-        """``e = embed_scale (E[x] + P[start + i])``: (B, L) ids -> (B, L, D), the input of TAS."""
+    def embed(self, input_ids: torch.Tensor, start: int = 0, position_ids=None) -> torch.Tensor:
+        """``e = embed_scale (E[x] + P[p])``: (B, L) ids -> (B, L, D), the input of TAS; ``p = start + i``, or
+        ``position_ids`` (B, L) for packed rows."""
+        if position_ids is not None:
+            return self.config.embed_scale * (self.tok_emb(input_ids) + self.pos_emb(position_ids))
         pos = torch.arange(start, start + input_ids.shape[1], device=input_ids.device)
         return self.config.embed_scale * (self.tok_emb(input_ids) + self.pos_emb(pos)[None])
 
@@ -180,19 +184,29 @@ class SpikingEvoSpikeNetModel(SpikingEvoSpikeNetPreTrainedModel):
         mode = self.config.tas_mode
         return self.training if mode == "auto" else mode == "stochastic"
 
-    def forward(self, input_ids, attention_mask=None, output_attentions=False, fanout_out: int = 0):
+    def forward(
+        self, input_ids, attention_mask=None, output_attentions=False, fanout_out: int = 0, position_ids=None
+    ):
         """Return the readout (T, B, L, D) (final spikes, or the normalised membrane for
-        ``readout="membrane"``), the list of ``LayerStats`` and the per-block attention weights."""
+        ``readout="membrane"``), the list of ``LayerStats`` and the per-block attention weights.
+
+        ``position_ids`` (B, L) marks packed rows (``packing.py``): positions restart at 0 for each text, and
+        a token attends only to its own text."""
         self.check_input_ids(input_ids)
         c = self.config
         B, L = input_ids.shape
         key_mask = attention_mask.bool() if attention_mask is not None else None
-        e = self.embed(input_ids)  # (B, L, D)
+        segments = None
+        if position_ids is not None:
+            check_position_ids(position_ids, input_ids, attention_mask, c.context_length)
+            position_ids = position_ids.to(input_ids.device).long()
+            segments = segment_ids(position_ids, attention_mask)[0]
+        e = self.embed(input_ids, position_ids=position_ids)  # (B, L, D)
         u, _ = self.tas(e, c.time_steps, self.tas_stochastic())  # (T, B, L, D) signed spikes
-        stats = [_stats("tas", u, 1)]
+        stats = [_stats("tas", u, 1, signed=True)]
         attns = []
         for block in self.blocks:
-            u, block_stats, attn = block(u, key_mask, output_attentions)
+            u, block_stats, attn = block(u, key_mask, output_attentions, segments)
             stats.extend(block_stats)
             attns.append(attn)
         if c.readout == "membrane":  # non-spiking leaky-integrator readout: the head does MACs
@@ -285,9 +299,19 @@ class SpikingEvoSpikeNetForSequenceClassification(SpikingEvoSpikeNetPreTrainedMo
     def get_input_embeddings(self):
         return self.spiking.tok_emb
 
-    def forward(self, input_ids=None, attention_mask=None, labels=None, output_attentions=False, **kwargs):
-        s, layers, attns = self.spiking(input_ids, attention_mask, output_attentions, 0)
-        pooled = _pool(s.mean(0), attention_mask, self.config.classifier_pooling)  # (B, D)
+    def forward(
+        self, input_ids=None, attention_mask=None, labels=None, output_attentions=False, position_ids=None,
+        **kwargs,
+    ):  # fmt: skip
+        """Logits (B, C); for packed rows (``position_ids`` restarting at 0, ``packing.py``) one row per
+        packed text, row by row, and ``labels`` (one per text) in that order."""
+        s, layers, attns = self.spiking(input_ids, attention_mask, output_attentions, 0, position_ids)
+        how = self.config.classifier_pooling
+        if position_ids is None:
+            pooled = _pool(s.mean(0), attention_mask, how)  # (B, D)
+        else:
+            seg, n = segment_ids(position_ids.to(s.device).long(), attention_mask)
+            pooled = pool_segments(s.mean(0), seg, n, attention_mask, how)  # (texts, D)
         logits = self.score(self.dropout(pooled))
         stats = SpikeStats(layers, input_ids.numel())
         rate = stats.mean_rate()
