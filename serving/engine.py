@@ -255,16 +255,17 @@ def generate_steps(
 
 @torch.no_grad()
 def classify_texts(
-    model, tokenizer, labels: list[str], texts: list[str], return_spikes: bool = False
+    model, tokenizer, labels: list[str], texts: list[str], return_spikes: bool = False, encoded=None
 ) -> list:
     """Class probabilities of each text.
 
     Several texts are packed into rows of ``context_length`` tokens (``pack_sequences``: no compute spent on
     padding, same logits as a padded batch); with ``return_spikes`` the batch is right-padded instead, one
-    text per row, so each raster belongs to one text.
+    text per row, so each raster belongs to one text. ``encoded``: the texts' token ids, already checked
+    with ``_encode`` (the caller validated them), so they are not tokenised twice.
     """
     ctx = model.config.context_length
-    enc = [_encode(tokenizer, t, ctx) for t in texts]
+    enc = encoded if encoded is not None else [_encode(tokenizer, t, ctx) for t in texts]
     pad = model.config.pad_token_id or 0
     device = next(model.parameters()).device
     if return_spikes or len(enc) == 1:

@@ -140,24 +140,24 @@ class Services:
     def sentiment_batch(self, reqs: list[dict]) -> list[dict]:
         """One forward pass for the whole batch; a request whose text is unusable answers its own error."""
         out: list = [None] * len(reqs)
-        good = []
+        good, enc = [], []
         for i, r in enumerate(reqs):
             try:
-                engine._encode(self.cls_tok, r["text"], self.cls.config.context_length)
+                enc.append(engine._encode(self.cls_tok, r["text"], self.cls.config.context_length))
                 good.append(i)
             except engine.RequestError as e:
                 out[i] = {"error": {"field": e.field, "message": e.message}}
         if good:
             spikes = any(reqs[i].get("return_spikes") for i in good)
-            res = engine.classify_texts(
-                self.cls, self.cls_tok, self.labels, [reqs[i]["text"] for i in good], spikes
-            )
+            texts = [reqs[i]["text"] for i in good]
+            res = engine.classify_texts(self.cls, self.cls_tok, self.labels, texts, spikes, encoded=enc)
+            name = model_name(self.paths.sentiment)
             for i, r in zip(good, res):
                 if not reqs[i].get("return_spikes"):
                     r.pop("input_ids", None)
                     r.pop("raster", None)
                     r.pop("raster_layer", None)
-                out[i] = {"model": model_name(self.paths.sentiment), **r}
+                out[i] = {"model": name, **r}
         return out
 
     def ecg_batch(self, reqs: list[dict]) -> list[dict]:
