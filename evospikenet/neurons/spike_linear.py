@@ -15,6 +15,8 @@ class SpikeLinear(nn.Linear):
     only the weight columns of the inputs that spiked (:func:`evospikenet.functional.event_ops.spike_linear`).
 
     Training, other devices and graph capture (ONNX, tracing, compile) run the ordinary dense product.
+    The kernel reads the weight transposed: the module keeps that copy (as much memory again as the weight)
+    after its first no-grad CPU call, and rebuilds it when the weight changes.
     """
 
     def __init__(self, *args, **kwargs) -> None:
