@@ -66,8 +66,9 @@ def pool_segments(r: torch.Tensor, seg: torch.Tensor, n: int, mask, how: str) ->
 def pack_sequences(seqs: list[list[int]], row_length: int, pad_id: int = 0):
     """First-fit-decreasing packing of token lists into rows of ``row_length``.
 
-    Returns ``input_ids``, ``position_ids``, ``attention_mask`` (R, row_length) and ``order``: the index in
-    ``seqs`` of each packed text, in the order the model outputs them (row by row).
+    Returns ``input_ids``, ``position_ids``, ``attention_mask`` (R, W), W the longest filled row (at most
+    ``row_length``), and ``order``: the index in ``seqs`` of each packed text, in the order the model outputs
+    them (row by row).
     """
     if any(len(s) == 0 or len(s) > row_length for s in seqs):
         raise ValueError(f"every sequence must hold 1 to {row_length} tokens")
