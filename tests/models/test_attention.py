@@ -65,6 +65,21 @@ def test_attention_is_causal_and_respects_key_mask():
     assert torch.all(a3[..., 2:, 1] == 0)
 
 
+def test_bidirectional_attention_reduces_to_unmasked_attention_and_sees_later_tokens():
+    T, B, H, L, dh = 6, 2, 2, 7, 8
+    q, k, v = (_spikes(T, B, H, L, dh, seed=s) for s in range(3))
+    params = ChronoAttnParams(torch.full((H,), math.inf), torch.ones(H), causal=False)
+    o, a = chrono_spike_attention(q, k, v, params, return_weights=True)
+    ref = F.scaled_dot_product_attention(q.mean(0), k.mean(0), v.mean(0), is_causal=False)
+    assert torch.allclose(o.mean(0), ref, atol=1e-5)
+    upper = torch.ones(L, L, dtype=torch.bool).triu(1)
+    assert torch.all(a[..., upper] > 0)  # earlier tokens attend to later ones
+    mask = torch.ones(B, L, dtype=torch.bool)
+    mask[:, 5:] = False  # padding
+    _, a2 = chrono_spike_attention(q, k, v, params, key_mask=mask, return_weights=True)
+    assert torch.all(a2[..., :5, 5:] == 0)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("backend", ["snntorch", "evospikenet"])
 def test_model_causality_changing_later_token_keeps_earlier_logits(device, backend, tiny_config):

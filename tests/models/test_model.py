@@ -208,6 +208,25 @@ def test_mean_pooling_classifier(tiny_config):
         tiny_config(classifier_pooling="max")
 
 
+def test_bidirectional_classifier_sees_later_tokens_and_the_lm_refuses_it(tiny_config):
+    torch.manual_seed(0)
+    ids = torch.randint(0, 256, (2, 10))
+    ids2 = ids.clone()
+    ids2[:, 7:] = (ids2[:, 7:] + 5) % 256
+    model = SpikingEvoSpikeNetForSequenceClassification(tiny_config(attn_causal=False)).eval()
+    with torch.no_grad():
+        r1, r2 = model.spiking(ids)[0], model.spiking(ids2)[0]  # (T, B, L, D) readouts
+    assert not torch.equal(r1[:, :, :7], r2[:, :, :7])  # earlier tokens read later ones
+    stats = model(ids).spike_stats
+    causal = SpikingEvoSpikeNetForSequenceClassification(tiny_config()).eval()
+    causal.load_state_dict(model.state_dict())
+    both = [{s.name: s for s in m(ids).spike_stats.layers}["block0.v"].macs for m in (model, causal)]
+    assert both[0] > both[1]  # the softmax runs over every token pair, not half of them
+    assert stats.mean_rate() > 0
+    with pytest.raises(ValueError, match="attn_causal"):
+        SpikingEvoSpikeNetForCausalLM(tiny_config(attn_causal=False))
+
+
 def test_configs_saved_before_the_block_revision_keep_their_design(tmp_path, tiny_config):
     # a config.json without embed_scale (saved by the first block design) loads with that design's values
     from evospikenet.models.spiking_lm.config import FIRST_DESIGN

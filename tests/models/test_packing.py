@@ -21,10 +21,12 @@ def _padded(texts):
     return ids, mask
 
 
+@pytest.mark.parametrize("causal", [True, False])
 @pytest.mark.parametrize("pooling", ["mean", "last"])
-def test_packed_classification_equals_padded(tiny_config, pooling):
+def test_packed_classification_equals_padded(tiny_config, pooling, causal):
     torch.manual_seed(0)
-    model = SpikingEvoSpikeNetForSequenceClassification(tiny_config(classifier_pooling=pooling)).eval()
+    cfg = tiny_config(classifier_pooling=pooling, attn_causal=causal)
+    model = SpikingEvoSpikeNetForSequenceClassification(cfg).eval()
     texts = _texts()
     ids, mask = _padded(texts)
     pids, pos, pmask, order = pack_sequences(texts, 16)

@@ -12,7 +12,8 @@ across time, weighted by a temporal kernel:
 
     A_{ij} = \mathrm{softmax}_{j \le i}(S_{ij}), \qquad o_{i,t} = \sum_{j \le i} A_{ij}\, v_{j,t}
 
-causal over tokens (``j <= i``; padded keys are masked). ``lambda_h = g s_h`` with a learned ``s_h``
+causal over tokens (``j <= i``; padded keys are masked). With ``causal=False`` (``attn_causal`` in the
+config, for classifiers) the sums and the softmax run over every real token ``j`` of the text instead. ``lambda_h = g s_h`` with a learned ``s_h``
 (init 1) and a fixed factor ``g`` (``attn_gain``, 8 by default): binary rates give coincidence scores of
 order ``sqrt(d_h) r``, so with ``g = 1`` the softmax starts almost uniform and Adam, which moves ``s_h`` by
 about the learning rate per step, takes thousands of steps to sharpen it. With ``center`` the query is
@@ -49,6 +50,7 @@ class ChronoAttnParams(NamedTuple):
     tau: torch.Tensor  # (H,) temporal constant in steps, > 0 (inf allowed)
     scale: torch.Tensor  # (H,) score gain lambda
     center: bool = False  # score (q - m_q) . k, m_q the query token's mean rate over steps and channels
+    causal: bool = True  # j <= i only; False: every token of the text (a bidirectional encoder)
 
 
 def temporal_kernel(time_steps: int, tau: torch.Tensor) -> torch.Tensor:
@@ -67,7 +69,7 @@ def chrono_spike_attention(
     return_weights: bool = False,
     segments: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Causal ChronoSpikeAttention.
+    """ChronoSpikeAttention, causal over tokens unless ``params.causal`` is False.
 
     ``q, k, v``: (T, B, H, L, d_h) spike trains; ``key_mask``: (B, L) bool, True for real tokens;
     ``segments``: (B, L) text index of each token of packed rows (``packing.py``): a query sees only keys
@@ -83,7 +85,9 @@ def chrono_spike_attention(
         qf = qf - qf.mean(dim=-1, keepdim=True)
     scores = qf @ k_filt.reshape(B, H, L, T * dh).transpose(-1, -2)  # (B, H, L, L)
     scores = scores * (params.scale.to(q.dtype) / (z * dh**0.5)).view(1, H, 1, 1)
-    allowed = torch.ones(L, L, dtype=torch.bool, device=q.device).tril()  # (L, L) j <= i
+    allowed = torch.ones(L, L, dtype=torch.bool, device=q.device)  # (L, L)
+    if params.causal:
+        allowed = allowed.tril()  # j <= i
     if key_mask is not None:
         eye = torch.eye(L, dtype=torch.bool, device=q.device)
         allowed = allowed & (key_mask[:, None, None, :].bool() | eye)  # (B, 1, L, L)

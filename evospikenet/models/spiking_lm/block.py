@@ -133,6 +133,7 @@ class SpikingBlock(nn.Module):
         self.name = f"block{index}"
         self.n_heads = c.n_heads
         self.attn_gain, self.attn_center = float(c.attn_gain), bool(c.attn_center)
+        self.attn_causal = bool(c.attn_causal)
         self.attn_out_gain = float(c.attn_out_gain)
 
         def lif():
@@ -185,19 +186,26 @@ class SpikingBlock(nn.Module):
             return s.view(T, B, L, H, dh).transpose(2, 3)
 
         qh, kh, vh = heads(q), heads(k), heads(v)
-        params = ChronoAttnParams(self.attn_log_tau.exp(), self.attn_gain * self.attn_scale, self.attn_center)
+        params = ChronoAttnParams(
+            self.attn_log_tau.exp(), self.attn_gain * self.attn_scale, self.attn_center, self.attn_causal
+        )
         o, attn = chrono_spike_attention(qh, kh, vh, params, key_mask, return_attn, segments)
         o = o.transpose(2, 3).reshape(T, B, L, D)  # (T, B, L, D) in [0, 1]
         with torch.no_grad():  # event counts of the coincidence scores and of A v (accumulates)
             q_count = qh.sum(0)  # (B, H, L, dh)
-            k_cum = kh.sum(0).cumsum(dim=2)  # keys j <= i
-            coinc = (q_count * k_cum).sum()
-            av = vh.cumsum(dim=3).sum()
+            if self.attn_causal:  # keys j <= i
+                coinc = (q_count * kh.sum(0).cumsum(dim=2)).sum()
+                av = vh.cumsum(dim=3).sum()
+                pairs = B * H * L * (L + 1) / 2
+            else:  # every key
+                coinc = (q_count * kh.sum(dim=(0, 3), keepdim=True)[0]).sum()
+                av = L * vh.sum()
+                pairs = B * H * L * L
         ln_macs = LN_MACS_PER_ELEMENT * q.numel()
-        center_macs = B * H * L * (L + 1) / 2 if self.attn_center else 0.0  # m_q * (key spike count)
+        center_macs = pairs if self.attn_center else 0.0  # m_q * (key spike count)
         stats.append(_stats(f"{n}.q", q, 0, ln_macs + center_macs, coinc))
         stats.append(_stats(f"{n}.k", k, 0, ln_macs))
-        stats.append(_stats(f"{n}.v", v, 0, ln_macs + B * H * L * (L + 1) / 2, av))  # + softmax
+        stats.append(_stats(f"{n}.v", v, 0, ln_macs + pairs, av))  # + softmax
         if self.ln_attn is not None:  # the first block design: LayerNorm, then spikes
             a, _ = self.lif_attn(self.ln_attn(o))
             stats.append(_stats(f"{n}.attn_out", a, D, ln_macs))

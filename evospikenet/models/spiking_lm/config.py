@@ -66,6 +66,7 @@ class SpikingEvoSpikeNetConfig(PretrainedConfig):
     attn_tau_init: float = 2.0  # initial temporal-coincidence constant tau (steps) of each head
     attn_gain: float = 8.0  # fixed factor g of the score gain: lambda = g * (learned scale, init 1)
     attn_center: bool = True  # score (q - m_q) . k, the query's deviation from its mean rate
+    attn_causal: bool = True  # attend to earlier tokens only (the causal LM needs it); False: the whole text
     attn_out_norm: bool = False  # LayerNorm before the attention-output LIF (first design); else a gain
     attn_out_gain: float = 1.5  # without attn_out_norm, the attention-output LIF receives gain * o
     embed_init_std: float = 0.02  # std of the token and position embedding tables

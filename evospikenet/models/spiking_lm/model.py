@@ -237,6 +237,11 @@ class SpikingEvoSpikeNetForCausalLM(SpikingEvoSpikeNetPreTrainedModel, Generatio
     """
 
     def __init__(self, config: SpikingEvoSpikeNetConfig) -> None:
+        if not config.attn_causal:
+            raise ValueError(
+                "attn_causal must be True for the causal LM (a token may not see the ones it predicts); "
+                "attn_causal=False is for sequence classification"
+            )
         super().__init__(config)
         self.spiking = SpikingEvoSpikeNetModel(config)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=True)  # bias: the unigram prior
