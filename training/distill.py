@@ -192,6 +192,12 @@ class SST2DistillDataModule(TrainValLoaders, pl.LightningDataModule):
         seed: shuffling seed.
         num_workers: DataLoader worker processes.
         bucket: train on length-bucketed batches (``LengthBuckets``), each padded only to its longest row.
+        augment_copies: perturbed variants of every training phrase of at least ``augment_min_words`` words,
+            labelled by the teacher (``evospikenet.distill.augment_texts``; 0: none; needs ``teacher``).
+            Their hard label is the teacher's argmax: the perturbation may have changed the sentiment.
+        augment_min_words: shortest phrase that is augmented (words).
+        augment_p_mask: per-word probability of the tokenizer's mask token in a variant.
+        augment_p_replace: per-word probability of a random corpus word in a variant.
     """
 
     def __init__(
@@ -208,8 +214,19 @@ class SST2DistillDataModule(TrainValLoaders, pl.LightningDataModule):
         seed: int = 0,
         num_workers: int = 0,
         bucket: bool = True,
+        augment_copies: int = 0,
+        augment_min_words: int = 10,
+        augment_p_mask: float = 0.1,
+        augment_p_replace: float = 0.1,
     ):
         super().__init__()
+        from evospikenet.distill import AugmentConfig
+
+        self.augment = AugmentConfig(
+            augment_copies, augment_min_words, augment_p_mask, augment_p_replace, seed=seed
+        )  # checks the values now, not after the teacher has run
+        if augment_copies and not teacher:
+            raise ValueError("augment_copies > 0 needs a teacher to label the variants (data.teacher)")
         self.save_hyperparameters()
         self.tokenizer = None
 
@@ -235,6 +252,17 @@ class SST2DistillDataModule(TrainValLoaders, pl.LightningDataModule):
             )
             ds = label_texts(teacher, train[0], h.soft_label_cache)
             soft = torch.tensor(ds["teacher_logits"], dtype=torch.float32)  # (N, C)
+            if h.augment_copies:
+                from dataclasses import replace
+
+                from evospikenet.distill import augment_texts
+
+                cfg = replace(self.augment, mask_token=self.tokenizer.mask_token or self.augment.mask_token)
+                variants, _ = augment_texts(train[0], cfg)
+                extra = label_texts(teacher, variants, h.soft_label_cache)
+                z = torch.tensor(extra["teacher_logits"], dtype=torch.float32)  # (M, C)
+                train = (train[0] + variants, train[1] + z.argmax(-1).tolist())
+                soft = torch.cat([soft, z])
 
         def enc(texts):
             return self.tokenizer(texts, max_length=h.max_len, truncation=True, padding="max_length")

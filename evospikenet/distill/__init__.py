@@ -1,5 +1,6 @@
 """LLM data distillation: teachers, cached soft labels, synthetic data and the distillation loss."""
 
+from .augment import AugmentConfig, augment_texts
 from .finetune import accuracy_of, finetune_classifier, project_embeddings
 from .loss import DistillParams, distillation_loss, soft_kl
 from .soft_labels import label_texts, load_soft_labels, soft_label_dir, texts_digest
@@ -8,6 +9,8 @@ from .teacher import Teacher, find_minilm_dir, model_revision
 
 __all__ = [
     "Teacher",
+    "AugmentConfig",
+    "augment_texts",
     "find_minilm_dir",
     "model_revision",
     "label_texts",
