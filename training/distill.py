@@ -11,7 +11,8 @@ batches that carry ``teacher_logits`` (B, C) are scored with
 
 (``evospikenet.distill.distillation_loss``); validation keeps plain cross-entropy and accuracy. With
 ``init_embeddings`` (a teacher directory) the student's token embeddings start from the teacher's, projected
-to ``d_model`` by PCA.
+to ``d_model`` by PCA: its input embedding table (``init_embeddings_kind="input"``) or its output for each
+token alone (``"static"``, ``evospikenet.distill.static_token_embeddings``).
 
 ``SST2DistillDataModule`` reads the SST-2 TSVs, tokenises them with any Hugging Face tokenizer (``"minilm"``:
 the teacher's), and, given a ``teacher``, attaches its cached soft labels to every training phrase
@@ -47,12 +48,23 @@ def resolve_tokenizer_dir(name: str) -> str:
     return name
 
 
-def load_teacher_embeddings(teacher_dir: str) -> torch.Tensor:
-    """The (V, E) input token embeddings of a ``transformers`` model directory (or ``"minilm"``)."""
-    from transformers import AutoModel
+EMBEDDING_KINDS = ("input", "static")
 
-    model = AutoModel.from_pretrained(resolve_tokenizer_dir(teacher_dir))
-    return model.get_input_embeddings().weight.detach().clone()
+
+def load_teacher_embeddings(teacher_dir: str, kind: str = "input") -> torch.Tensor:
+    """(V, E) token embeddings of a ``transformers`` model directory (or ``"minilm"``): its input table
+    (``"input"``), or its last hidden state for each token alone (``"static"``)."""
+    from transformers import AutoModel, AutoTokenizer
+
+    if kind not in EMBEDDING_KINDS:
+        raise ValueError(f"init_embeddings_kind must be one of {EMBEDDING_KINDS}, got {kind!r}")
+    path = resolve_tokenizer_dir(teacher_dir)
+    model = AutoModel.from_pretrained(path)
+    if kind == "input":
+        return model.get_input_embeddings().weight.detach().clone()
+    from evospikenet.distill import static_token_embeddings
+
+    return static_token_embeddings(model, AutoTokenizer.from_pretrained(path))
 
 
 class DistillSequenceClassificationModule(SequenceClassificationModule):
@@ -62,6 +74,7 @@ class DistillSequenceClassificationModule(SequenceClassificationModule):
         temperature: distillation temperature tau (> 0).
         alpha: weight of the soft term (0: hard labels only, the from-scratch control).
         init_embeddings: teacher directory (or "minilm") whose token embeddings initialise the student's.
+        init_embeddings_kind: "input" (the teacher's input table) or "static" (its output per token).
     """
 
     def __init__(
@@ -76,14 +89,19 @@ class DistillSequenceClassificationModule(SequenceClassificationModule):
         alpha: float = 0.5,
         init_embeddings: str | None = None,
         lr_schedule: str = "constant",
+        init_embeddings_kind: str = "input",
     ):
         super().__init__(model, model_config, lr, weight_decay, betas, warmup_steps, lr_schedule)
         check_probability("alpha", alpha)
         check_positive("temperature", temperature)
+        if init_embeddings_kind not in EMBEDDING_KINDS:
+            raise ValueError(
+                f"init_embeddings_kind must be one of {EMBEDDING_KINDS}, got {init_embeddings_kind!r}"
+            )
         self.distill_params = DistillParams(temperature=temperature, alpha=alpha)
         if init_embeddings:
             emb = self.model.get_input_embeddings()
-            w = load_teacher_embeddings(init_embeddings)  # (V, E)
+            w = load_teacher_embeddings(init_embeddings, init_embeddings_kind)  # (V, E)
             if w.shape[0] != emb.weight.shape[0]:
                 raise ValueError(
                     f"init_embeddings vocabulary ({w.shape[0]}) must equal the student's vocab_size "

@@ -4,6 +4,7 @@ from .augment import AugmentConfig, augment_texts
 from .finetune import accuracy_of, finetune_classifier, project_embeddings
 from .loss import DistillParams, distillation_loss, soft_kl
 from .soft_labels import label_texts, load_soft_labels, soft_label_dir, texts_digest
+from .static_embeddings import static_token_embeddings
 from .synthetic import SynthConfig, generate_synthetic, normalise
 from .teacher import Teacher, find_minilm_dir, model_revision
 
@@ -25,5 +26,6 @@ __all__ = [
     "soft_kl",
     "finetune_classifier",
     "project_embeddings",
+    "static_token_embeddings",
     "accuracy_of",
 ]

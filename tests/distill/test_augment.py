@@ -108,3 +108,57 @@ def test_data_module_adds_teacher_labelled_variants(tmp_path, tiny_spiking_cls, 
         SST2DistillDataModule(**{**kw, "teacher": None}, augment_copies=1)
     with pytest.raises(ValueError, match="p_mask"):
         SST2DistillDataModule(**kw, augment_copies=1, augment_p_mask=2.0)
+
+
+def _tiny_bert():
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=32, max_position_embeddings=16)  # fmt: skip
+    return BertModel(cfg).eval()
+
+
+def test_static_embeddings_are_the_teachers_output_per_token():
+    from types import SimpleNamespace
+
+    from evospikenet.distill import static_token_embeddings
+
+    bert = _tiny_bert()
+    framed = static_token_embeddings(bert, SimpleNamespace(cls_token_id=1, sep_token_id=2), batch_size=7)
+    assert framed.shape == (50, 16)
+    with torch.no_grad():
+        want = bert(input_ids=torch.tensor([[1, 33, 2]])).last_hidden_state[0, 1]
+        alone = bert(input_ids=torch.tensor([[33]])).last_hidden_state[0, 0]
+    assert torch.allclose(framed[33], want, atol=1e-5)
+    bare = static_token_embeddings(bert, SimpleNamespace(), batch_size=64, progress=False)
+    assert torch.allclose(bare[33], alone, atol=1e-5)  # no special tokens: the token alone
+    assert not torch.allclose(bare[33], framed[33])
+    with pytest.raises(ValueError, match="batch_size"):
+        static_token_embeddings(bert, SimpleNamespace(), batch_size=0)
+
+
+def test_student_starts_from_static_teacher_embeddings(tmp_path, monkeypatch):
+    from transformers import BertTokenizerFast
+
+    from evospikenet.distill import project_embeddings, static_token_embeddings
+    from training.distill import DistillSequenceClassificationModule, load_teacher_embeddings
+
+    bert = _tiny_bert()
+    bert.save_pretrained(tmp_path)
+    vocab = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"] + [f"w{i}" for i in range(45)]
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tok = BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"))
+    tok.save_pretrained(tmp_path)
+    w = load_teacher_embeddings(str(tmp_path), "static")
+    assert torch.allclose(w, static_token_embeddings(bert, tok, progress=False), atol=1e-5)
+    assert torch.equal(load_teacher_embeddings(str(tmp_path)), bert.get_input_embeddings().weight)
+    cfg = dict(vocab_size=50, d_model=8, n_layers=1, n_heads=2, context_length=16, time_steps=2,
+               num_labels=2, pad_token_id=0, bos_token_id=1, eos_token_id=2)  # fmt: skip
+    m = DistillSequenceClassificationModule(
+        model_config=cfg, init_embeddings=str(tmp_path), init_embeddings_kind="static"
+    )
+    want = project_embeddings(w, 8, m.model.config.embed_init_std)
+    assert torch.allclose(m.model.get_input_embeddings().weight, want, atol=1e-5)
+    with pytest.raises(ValueError, match="init_embeddings_kind"):
+        DistillSequenceClassificationModule(model_config=cfg, init_embeddings_kind="output")
