@@ -227,6 +227,31 @@ def test_bidirectional_classifier_sees_later_tokens_and_the_lm_refuses_it(tiny_c
         SpikingEvoSpikeNetForCausalLM(tiny_config(attn_causal=False))
 
 
+@pytest.mark.parametrize("causal", [True, False])
+def test_attention_event_counts_match_a_brute_force_count(tiny_config, causal):
+    """SOPs of the q population = spike coincidences q_i . k_j over the pairs a query reads; of v = the value
+    spikes each query accumulates (sum over queries i of the spikes of the keys j it sees)."""
+    torch.manual_seed(0)
+    model = SpikingEvoSpikeNetForSequenceClassification(tiny_config(attn_causal=causal)).eval()
+    block = model.spiking.blocks[0]
+    seen = {}
+    hooks = [getattr(block, f"lif_{n}").register_forward_hook(lambda m, i, o, n=n: seen.__setitem__(n, o[0]))
+             for n in "qkv"]  # fmt: skip
+    ids = torch.randint(0, 256, (2, 9))
+    with torch.no_grad():
+        layers = {s.name: s for s in model(ids).spike_stats.layers}
+    for h in hooks:
+        h.remove()
+    H = model.config.n_heads
+    q, k, v = (seen[n].sum(0).unflatten(-1, (H, -1)) for n in "qkv")  # (B, L, H, dh) counts over T
+    L = ids.shape[1]
+    reads = torch.ones(L, L).tril() if causal else torch.ones(L, L)  # reads[i, j]: query i sees key j
+    coinc = torch.einsum("bihd,bjhd,ij->", q, k, reads)
+    av = torch.einsum("bjhd,ij->", v, reads)
+    assert layers["block0.q"].sops.item() == pytest.approx(coinc.item())
+    assert layers["block0.v"].sops.item() == pytest.approx(av.item())
+
+
 def test_configs_saved_before_the_block_revision_keep_their_design(tmp_path, tiny_config):
     # a config.json without embed_scale (saved by the first block design) loads with that design's values
     from evospikenet.models.spiking_lm.config import FIRST_DESIGN

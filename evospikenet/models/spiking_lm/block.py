@@ -192,14 +192,18 @@ class SpikingBlock(nn.Module):
         o, attn = chrono_spike_attention(qh, kh, vh, params, key_mask, return_attn, segments)
         o = o.transpose(2, 3).reshape(T, B, L, D)  # (T, B, L, D) in [0, 1]
         with torch.no_grad():  # event counts of the coincidence scores and of A v (accumulates)
-            q_count = qh.sum(0)  # (B, H, L, dh)
-            if self.attn_causal:  # keys j <= i
-                coinc = (q_count * kh.sum(0).cumsum(dim=2)).sum()
-                av = vh.cumsum(dim=3).sum()
+            # Spike counts per token over the steps, summed on the contiguous (T, B, L, D) tensors (the head
+            # views are strided, which made these sums a tenth of a serving forward pass).
+            q_count = q.sum(0).view(B, L, H, dh).transpose(1, 2)  # (B, H, L, dh)
+            k_count = k.sum(0).view(B, L, H, dh).transpose(1, 2)  # (B, H, L, dh)
+            v_tok = v.sum(dim=(0, 3))  # (B, L) value spikes of each token
+            if self.attn_causal:  # keys j <= i: key j is read by the L - j queries i >= j
+                coinc = (q_count * k_count.cumsum(dim=2)).sum()
+                av = (v_tok * torch.arange(L, 0, -1, device=v.device, dtype=v.dtype)).sum()
                 pairs = B * H * L * (L + 1) / 2
-            else:  # every key
-                coinc = (q_count * kh.sum(dim=(0, 3), keepdim=True)[0]).sum()
-                av = L * vh.sum()
+            else:  # every key, by every query
+                coinc = (q_count * k_count.sum(dim=2, keepdim=True)).sum()
+                av = L * v_tok.sum()
                 pairs = B * H * L * L
         ln_macs = LN_MACS_PER_ELEMENT * q.numel()
         center_macs = pairs if self.attn_center else 0.0  # m_q * (key spike count)
