@@ -4,8 +4,7 @@ A Transformer's input embedding table is a poor word representation on its own: 
 work. Model2Vec (Tulkens and van Dongen, 2024) turns a sentence encoder into a static one by running each
 vocabulary token through the whole encoder alone and keeping the output. Applied to a *fine-tuned* teacher
 the same pass carries the teacher's task knowledge (here: what a word says about sentiment) into one
-vector per token, including words the student's training set never shows, which is how the student can
-generalise to them:
+vector per token, including words the student's training set never shows:
 
 .. math::
 
@@ -13,8 +12,11 @@ generalise to them:
 
 the teacher's last hidden state at the token's position (without special tokens in the tokenizer: the
 sequence ``v`` alone, position 0). ``project_embeddings`` then maps the (V, E) table to the student's
-width by PCA. One teacher pass over ``V`` three-token sequences (30,522 for WordPiece, about a minute on two
-CPU cores).
+width by PCA. One teacher pass over ``V`` three-token sequences (30,522 for WordPiece: 19 s for MiniLM-L6 on
+two CPU cores).
+
+Measured on SST-2 (docs/sst2.md): starting the spiking student from this table of the fine-tuned teacher
+gave 82.00 % dev accuracy after one epoch, against 82.45 % from the teacher's input embeddings.
 """
 
 from __future__ import annotations

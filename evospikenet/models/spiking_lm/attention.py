@@ -13,13 +13,14 @@ across time, weighted by a temporal kernel:
     A_{ij} = \mathrm{softmax}_{j \le i}(S_{ij}), \qquad o_{i,t} = \sum_{j \le i} A_{ij}\, v_{j,t}
 
 causal over tokens (``j <= i``; padded keys are masked). With ``causal=False`` (``attn_causal`` in the
-config, for classifiers) the sums and the softmax run over every real token ``j`` of the text instead. ``lambda_h = g s_h`` with a learned ``s_h``
-(init 1) and a fixed factor ``g`` (``attn_gain``, 8 by default): binary rates give coincidence scores of
-order ``sqrt(d_h) r``, so with ``g = 1`` the softmax starts almost uniform and Adam, which moves ``s_h`` by
-about the learning rate per step, takes thousands of steps to sharpen it. With ``center`` the query is
-taken relative to its mean rate ``m_i`` over steps and channels, ``(q_{i,t} - m_i) . k_{j,t'}``: the term
-``m_i sum k_j`` would otherwise favour keys that simply fire more (still an accumulate, of the key's
-count). ``q . k`` of binary vectors is a coincidence count (AND and accumulate); ``A v`` with binary ``v`` sums attention weights where a value spike arrived
+config, for classifiers) the sums and the softmax run over every real token ``j`` of the text instead.
+``lambda_h = g s_h`` with a learned ``s_h`` (init 1) and a fixed factor ``g`` (``attn_gain``, 8 by default):
+binary rates give coincidence scores of order ``sqrt(d_h) r``, so with ``g = 1`` the softmax starts almost
+uniform and Adam, which moves ``s_h`` by about the learning rate per step, takes thousands of steps to
+sharpen it. With ``center`` the query is taken relative to its mean rate ``m_i`` over steps and channels,
+``(q_{i,t} - m_i) . k_{j,t'}``: the term ``m_i sum k_j`` would otherwise favour keys that simply fire more
+(still an accumulate, of the key's count). ``q . k`` of binary vectors is a coincidence count (AND and
+accumulate); ``A v`` with binary ``v`` sums attention weights where a value spike arrived
 (accumulate-only). ``tau_h`` and ``lambda_h`` are learned per head.
 
 Limits:
