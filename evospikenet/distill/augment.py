@@ -18,7 +18,7 @@ The draw is a function of ``seed`` alone, so the same settings give the same tex
 labels (keyed by a digest of the texts) are found again.
 
 Measured on SST-2 (docs/sst2.md): two copies of every phrase of at least 10 words (46,918 more rows) moved
-the spiking student's dev accuracy from 82.45 % to 82.68 % at 2.2x the training cost, so ``make sst2`` does
+the spiking student's dev accuracy from 82.45 % to 82.68 % at 2.4x the training time, so ``make sst2`` does
 not use it.
 """
 
