@@ -2,7 +2,11 @@
 
 1. ``spike_linear``: one synaptic layer fed with binary spikes (the spiking LM's shapes, 768 rows = 4 steps x
    192 tokens), the C++ event-driven product against ``F.linear`` (BLAS), at several firing rates.
-2. ``classifier``: a forward pass of the sentiment classifier that serving runs (``artifacts/sst2`` when it
+2. ``ln_lif``: ``LIF(LayerNorm(x))`` from rest, as every population of the spiking LM runs it, the fused
+   one-pass kernel (``ln_lif_forward_native``) against ``torch.layer_norm`` followed by the C++ LIF, on the
+   block's shapes (4 steps x 64 tokens; a 256-wide slice of the (.., 768) ``W_qkv`` output, as q, k and v
+   are, and the 1024-wide hidden layer).
+3. ``classifier``: a forward pass of the sentiment classifier that serving runs (``artifacts/sst2`` when it
    exists, else a randomly initialised model of the same size) on the load test's 8 sentences, batches of 1,
    16 and 32: everything dense and padded (the path before these kernels), event kernels with padding, and
    event kernels with packed rows (what ``serving.engine.classify_texts`` runs).
@@ -55,6 +59,33 @@ def bench_linear(repeats: int) -> list[dict]:
                    "speedup": round(dense / event, 2)}  # fmt: skip
             print(row, file=sys.stderr)
             out.append(row)
+    return out
+
+
+def _ln_then_lif(x, w, b):
+    y = F.layer_norm(x, (x.shape[-1],), w, b, 1e-5)  # (T, N, D)
+    v0 = torch.zeros(y[0].numel())
+    return event_ops.lif_forward_native(y.reshape(y.shape[0], -1), v0, 0.5, 1.0, 0.0, 1.0, 0.0, "subtract")
+
+
+def _ln_lif(x, w, b):
+    return event_ops.ln_lif_forward_native(x, w, b, 1e-5, 0.5, 1.0, 0.0, 1.0, 0.0, "subtract")
+
+
+def bench_ln_lif(repeats: int) -> list[dict]:
+    out = []
+    for tokens, width, stride in ((64, 256, 768), (64, 256, 256), (64, 1024, 1024), (128, 1024, 1024)):
+        torch.manual_seed(0)
+        x = torch.randn(4, tokens, stride)[..., :width]  # (T, N, D), a strided view when stride > width
+        w, b = torch.rand(width) + 0.5, torch.rand(width) - 0.5
+
+        with torch.no_grad():
+            row = {"tokens": tokens, "width": width, "strided": stride != width,
+                   "separate_ms": _median_ms(_ln_then_lif, repeats, x, w, b),
+                   "fused_ms": _median_ms(_ln_lif, repeats, x, w, b)}  # fmt: skip
+        row["speedup"] = round(row["separate_ms"] / row["fused_ms"], 2)
+        print(row, file=sys.stderr)
+        out.append(row)
     return out
 
 
@@ -123,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     repeats = 7 if args.quick else 25
     result = {"available": True, "threads": 1, "spike_linear": bench_linear(repeats),
-              "classifier": bench_classifier(repeats)}  # fmt: skip
+              "ln_lif": bench_ln_lif(10 * repeats), "classifier": bench_classifier(repeats)}  # fmt: skip
     print(json.dumps(result))
     return 0
 

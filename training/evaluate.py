@@ -146,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, ev in EVALUATORS.items():
         ev.add_arguments(sub.add_parser(name, help=ev.help))
     args = parser.parse_args(argv)
+    from evospikenet.runtime import retain_freed_memory
+
+    retain_freed_memory()  # evaluation is many forward passes of one shape: reuse their freed tensors
     try:
         result = EVALUATORS[args.task].run(args)
     except ValueError as err:

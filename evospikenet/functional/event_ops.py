@@ -20,6 +20,15 @@ dense product up to float summation order.
 over ``(T, n)``: per neuron and step :math:`h = g x_t + o + \beta v`, :math:`s = [h \ge V_{th}]`, then the
 reset (subtract, zero or none), with the same operations in the same order as the tensor version.
 
+**LayerNorm, then LIF.** :func:`ln_lif_forward_native` runs ``LIF(LayerNorm(x))`` from rest in one pass: per
+step and token :math:`y = (x - \mu)\, \sigma^{-1} \gamma + b` over the last dimension (mean and variance
+over the row, two passes), then the LIF step above on ``y``, which stays in a row buffer: one read of the
+currents and one write of the spikes instead of a LayerNorm output written and read again. The statistics
+are summed in another order than ``torch.layer_norm``, so a potential within rounding of the threshold may
+fire in one and not the other (the tests bound how often).
+
+The kernels release the GIL, so a server's other Python threads run while they compute.
+
 The extension builds on first use (``torch.utils.cpp_extension.load_inline``, cached on disk). Without a
 compiler, or with ``EVOSPIKENET_EVENT_KERNELS=0``, :func:`event_kernels_enabled` is False and callers use
 their tensor code; results are the same either way (the tests compare both).
@@ -33,161 +42,17 @@ import sys
 
 import torch
 
-__all__ = ["event_kernels_enabled", "spike_linear", "lif_forward_native", "DENSE_ABOVE"]
+from ._event_ops_src import CPP_SOURCE
+
+__all__ = [
+    "event_kernels_enabled",
+    "spike_linear",
+    "lif_forward_native",
+    "ln_lif_forward_native",
+    "DENSE_ABOVE",
+]
 
 DENSE_ABOVE = 0.3  # input density above which the dense BLAS product is faster (benchmarks/core.py)
-
-_CPP = r"""
-#include <torch/extension.h>
-#include <ATen/Parallel.h>
-#include <vector>
-#include <algorithm>
-#ifdef __AVX2__
-#include <immintrin.h>
-#endif
-using torch::Tensor;
-
-// o[0:M] = sum_p val[p] * W[idx[p], 0:M]; binary rows (all val 1) take the register-blocked AVX2 path.
-static void accumulate_row(const int32_t* idx, const float* val, int64_t nnz, bool binary, const float* W,
-                           int64_t ld, int64_t M, float* o) {
-    int64_t j = 0;
-#ifdef __AVX2__
-    if (binary) {
-        for (; j + 64 <= M; j += 64) {
-            __m256 a[8];
-            for (int q = 0; q < 8; ++q) a[q] = _mm256_setzero_ps();
-            for (int64_t p = 0; p < nnz; ++p) {
-                const float* w = W + (int64_t)idx[p] * ld + j;
-                for (int q = 0; q < 8; ++q) a[q] = _mm256_add_ps(a[q], _mm256_loadu_ps(w + 8 * q));
-            }
-            for (int q = 0; q < 8; ++q) _mm256_storeu_ps(o + j + 8 * q, a[q]);
-        }
-        for (; j + 8 <= M; j += 8) {
-            __m256 a = _mm256_setzero_ps();
-            for (int64_t p = 0; p < nnz; ++p) a = _mm256_add_ps(a, _mm256_loadu_ps(W + (int64_t)idx[p] * ld + j));
-            _mm256_storeu_ps(o + j, a);
-        }
-    }
-#endif
-    for (; j < M; ++j) {
-        float s = 0.f;
-        for (int64_t p = 0; p < nnz; ++p) s += val[p] * W[(int64_t)idx[p] * ld + j];
-        o[j] = s;
-    }
-}
-
-// Non-zeros of x[0:n]: their count, or (with idx) their positions and values; clears *binary if one is not 1.
-static int64_t scan(const float* x, int64_t n, int32_t* idx, float* val, bool* binary) {
-    int64_t nnz = 0, k = 0;
-#ifdef __AVX2__
-    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.f);
-    for (; k + 8 <= n; k += 8) {  // 8 inputs per compare; a silent block costs one test
-        const __m256 v = _mm256_loadu_ps(x + k);
-        unsigned nz = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(v, zero, _CMP_NEQ_UQ));
-        if (!nz) continue;
-        if (!idx) { nnz += __builtin_popcount(nz); continue; }
-        if (nz & ~(unsigned)_mm256_movemask_ps(_mm256_cmp_ps(v, one, _CMP_EQ_OQ))) *binary = false;
-        while (nz) {
-            const int b = __builtin_ctz(nz);
-            idx[nnz] = (int32_t)(k + b);
-            val[nnz++] = x[k + b];
-            nz &= nz - 1;
-        }
-    }
-#endif
-    for (; k < n; ++k) {
-        if (x[k] == 0.f) continue;
-        if (idx) {
-            idx[nnz] = (int32_t)k;
-            val[nnz] = x[k];
-            if (x[k] != 1.f) *binary = false;
-        }
-        ++nnz;
-    }
-    return nnz;
-}
-
-// x (N, K) float32, wt (K, M) float32 (the transposed weight) -> (N, M); dense product above max_density.
-// The non-zeros of every row are listed first (CSR); then, per panel of columns of wt small enough for the
-// L2 cache (K x P floats, about 128 KiB), every row adds the panel rows of its active inputs.
-Tensor spike_linear(Tensor x, Tensor wt, double max_density) {
-    const int64_t N = x.size(0), K = x.size(1), M = wt.size(1);
-    const float* X = x.data_ptr<float>();
-    const float* W = wt.data_ptr<float>();
-    const int64_t total = scan(X, N * K, nullptr, nullptr, nullptr);
-    if ((double)total > max_density * (double)(N * K)) return x.matmul(wt);
-    std::vector<int64_t> off(N + 1, 0);
-    std::vector<int32_t> idx(total + 8);
-    std::vector<float> val(total + 8);
-    std::vector<uint8_t> bin(N);
-    for (int64_t n = 0; n < N; ++n) {
-        bool b = true;
-        off[n + 1] = off[n] + scan(X + n * K, K, idx.data() + off[n], val.data() + off[n], &b);
-        bin[n] = b;
-    }
-    const int64_t P = std::max<int64_t>(64, (32768 / std::max<int64_t>(K, 1)) / 64 * 64);
-    auto out = torch::empty({N, M}, x.options());
-    float* O = out.data_ptr<float>();
-    at::parallel_for(0, N, 32, [&](int64_t b, int64_t e) {
-        for (int64_t j0 = 0; j0 < M; j0 += P) {
-            const int64_t w = std::min(P, M - j0);
-            for (int64_t n = b; n < e; ++n)
-                accumulate_row(idx.data() + off[n], val.data() + off[n], off[n + 1] - off[n], bin[n], W + j0, M, w,
-                               O + n * M + j0);
-        }
-    });
-    return out;
-}
-
-// One step over neurons [lo, hi): branch-free, so the compiler vectorises it (RESET 0 subtract, 1 zero, 2 none).
-template <int RESET>
-static void lif_span(const float* __restrict__ xt, float* __restrict__ st, float* __restrict__ V, int64_t lo,
-                     int64_t hi, float b, float g, float o, float th, float vr) {
-    int64_t i = lo;
-#ifdef __AVX2__
-    const __m256 B = _mm256_set1_ps(b), G = _mm256_set1_ps(g), O = _mm256_set1_ps(o);
-    const __m256 TH = _mm256_set1_ps(th), VR = _mm256_set1_ps(vr), ONE = _mm256_set1_ps(1.f);
-    for (; i + 8 <= hi; i += 8) {  // the scalar loop below, 8 neurons at a time (same operations, same order)
-        const __m256 h = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(xt + i), G), O),
-                                       _mm256_mul_ps(B, _mm256_loadu_ps(V + i)));
-        const __m256 fired = _mm256_cmp_ps(h, TH, _CMP_GE_OQ);
-        _mm256_storeu_ps(st + i, _mm256_and_ps(fired, ONE));
-        __m256 v = h;
-        if (RESET == 0) v = _mm256_sub_ps(h, _mm256_and_ps(fired, TH));
-        if (RESET == 1) v = _mm256_blendv_ps(h, VR, fired);
-        _mm256_storeu_ps(V + i, v);
-    }
-#endif
-    for (; i < hi; ++i) {
-        const float h = (xt[i] * g + o) + b * V[i];
-        const bool f = h >= th;
-        st[i] = f ? 1.f : 0.f;
-        V[i] = RESET == 0 ? (f ? h - th : h) : (RESET == 1 ? (f ? vr : h) : h);
-    }
-}
-
-// x (T, n), v0 (n) float32 -> {spikes (T, n), v (n)}; reset 0 subtract, 1 zero, 2 none.
-std::vector<Tensor> lif_forward(Tensor x, Tensor v0, double beta, double gain, double offset, double v_th,
-                                double v_reset, int64_t reset) {
-    const int64_t T = x.size(0), n = x.numel() / T;
-    auto spikes = torch::empty_like(x);
-    auto v = v0.clone();
-    const float* X = x.data_ptr<float>();
-    float* S = spikes.data_ptr<float>();
-    float* V = v.data_ptr<float>();
-    const float b = (float)beta, g = (float)gain, o = (float)offset, th = (float)v_th, vr = (float)v_reset;
-    at::parallel_for(0, n, 16384, [&](int64_t lo, int64_t hi) {
-        for (int64_t t = 0; t < T; ++t) {
-            const float* xt = X + t * n;
-            float* st = S + t * n;
-            if (reset == 0) lif_span<0>(xt, st, V, lo, hi, b, g, o, th, vr);
-            else if (reset == 1) lif_span<1>(xt, st, V, lo, hi, b, g, o, th, vr);
-            else lif_span<2>(xt, st, V, lo, hi, b, g, o, th, vr);
-        }
-    });
-    return {spikes, v};
-}
-"""
 
 
 @functools.cache
@@ -197,7 +62,7 @@ def _load():
     from ..core.native import _cpu_flags
 
     flags = _cpu_flags()
-    name = "evospikenet_event_ops_v6" + ("_avx2" if flags else "")
+    name = "evospikenet_event_ops_v8" + ("_avx2" if flags else "")
     if not _built(name):  # the first no-grad forward would otherwise stall silently
         print(
             "evospikenet: building the event-driven inference kernels (once per machine, about a minute; "
@@ -207,8 +72,7 @@ def _load():
         )
     return load_inline(
         name=name,
-        cpp_sources=_CPP,
-        functions=["spike_linear", "lif_forward"],
+        cpp_sources=CPP_SOURCE,
         extra_cflags=["-O3", "-ffp-contract=off", *flags],
         verbose=bool(os.environ.get("EVOSPIKENET_NATIVE_VERBOSE")),
     )
@@ -290,3 +154,28 @@ def lif_forward_native(
         v_reset, _RESETS[reset],
     )  # fmt: skip
     return s.reshape(x.shape), v.reshape(v0.shape)
+
+
+def ln_lif_forward_native(
+    x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float, beta: float,
+    gain: float, offset: float, v_th: float, v_reset: float, reset: str,
+) -> tuple[torch.Tensor, torch.Tensor] | None:  # fmt: skip
+    """Spikes (T, ..., D) and final membrane (..., D) of the no-grad LIF, from rest, driven by the LayerNorm
+    of ``x`` over its last dimension (``weight``, ``bias`` its affine, or None); None where the kernel cannot
+    run. ``x`` may be a strided view (a chunk of a wider product) as long as its last dimension is dense."""
+    ts = [t for t in (x, weight, bias) if t is not None]
+    if not _usable(*ts) or reset not in _RESETS or x.dim() < 2 or x.numel() == 0:
+        return None
+    D = x.shape[-1]
+    if any(t.shape != (D,) for t in ts[1:]):
+        return None
+    x3 = x.reshape(x.shape[0], -1, D)  # (T, N, D): a view where the strides allow, else a copy
+    if x3.stride(2) != 1:
+        x3 = x3.contiguous()
+    empty = x.new_empty(0)
+    s, v = _load().ln_lif_forward(
+        x3, empty if weight is None else weight.detach().contiguous(),
+        empty if bias is None else bias.detach().contiguous(), eps, beta, gain, offset, v_th, v_reset,
+        _RESETS[reset],
+    )  # fmt: skip
+    return s.reshape(x.shape), v.reshape(x.shape[1:])

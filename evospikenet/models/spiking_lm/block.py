@@ -172,15 +172,15 @@ class SpikingBlock(nn.Module):
         H, dh = self.n_heads, D // self.n_heads
         n = self.name
         stats = []
-        x, _ = self.lif_in(self.ln_in(u))  # (T, B, L, D) binary
+        x, _ = self.lif_in(u, norm=self.ln_in)  # (T, B, L, D) binary
         macs = LN_MACS_PER_ELEMENT * u.numel()
         if self.meta_stdp is not None:  # rates, similarities, readout and projection of the fast-weight path
             macs += x.numel() + 2 * B * L * L * D + B * L * D * D
         stats.append(_stats(f"{n}.in", x, 3 * D, macs))
         cur_q, cur_k, cur_v = self.w_qkv(x).chunk(3, dim=-1)  # 3 x (T, B, L, D)
-        q, _ = self.lif_q(self.ln_q(cur_q))
-        k, _ = self.lif_k(self.ln_k(cur_k))
-        v, _ = self.lif_v(self.ln_v(cur_v))
+        q, _ = self.lif_q(cur_q, norm=self.ln_q)
+        k, _ = self.lif_k(cur_k, norm=self.ln_k)
+        v, _ = self.lif_v(cur_v, norm=self.ln_v)
 
         def heads(s):  # (T, B, L, D) -> (T, B, H, L, dh)
             return s.view(T, B, L, H, dh).transpose(2, 3)
@@ -211,7 +211,7 @@ class SpikingBlock(nn.Module):
         stats.append(_stats(f"{n}.k", k, 0, ln_macs))
         stats.append(_stats(f"{n}.v", v, 0, ln_macs + pairs, av))  # + softmax
         if self.ln_attn is not None:  # the first block design: LayerNorm, then spikes
-            a, _ = self.lif_attn(self.ln_attn(o))
+            a, _ = self.lif_attn(o, norm=self.ln_attn)
             stats.append(_stats(f"{n}.attn_out", a, D, ln_macs))
         else:  # the mixture of value spikes drives the population directly (one multiply per element)
             a, _ = self.lif_attn(self.attn_out_gain * o)
@@ -219,9 +219,9 @@ class SpikingBlock(nn.Module):
         u = u + self.w_o(a)
         if self.meta_stdp is not None:
             u = u + self.meta_stdp(x)
-        h, _ = self.lif_mlp(self.ln_mlp(u))
+        h, _ = self.lif_mlp(u, norm=self.ln_mlp)
         stats.append(_stats(f"{n}.mlp_in", h, self.w_1.out_features, ln_macs))
-        z, _ = self.lif_hidden(self.ln_hidden(self.w_1(h)))
+        z, _ = self.lif_hidden(self.w_1(h), norm=self.ln_hidden)
         stats.append(_stats(f"{n}.mlp_hidden", z, D, LN_MACS_PER_ELEMENT * z.numel()))
         u = u + self.w_2(z)
         return u, stats, attn

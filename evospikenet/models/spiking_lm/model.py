@@ -214,7 +214,7 @@ class SpikingEvoSpikeNetModel(SpikingEvoSpikeNetPreTrainedModel):
             zero = s.new_zeros(())
             stats.append(LayerStats("out_membrane", zero, 0, zero, float(LN_MACS_PER_ELEMENT * u.numel())))
             return s, stats, (tuple(attns) if output_attentions else None)
-        s, _ = self.lif_out(self.ln_out(u))  # (T, B, L, D)
+        s, _ = self.lif_out(u, norm=self.ln_out)  # (T, B, L, D)
         stats.append(_stats("out", s, fanout_out, LN_MACS_PER_ELEMENT * u.numel()))
         return s, stats, (tuple(attns) if output_attentions else None)
 

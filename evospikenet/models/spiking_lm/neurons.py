@@ -27,6 +27,7 @@ import torch
 from snntorch import surrogate as snn_surrogate
 from torch import nn
 
+from ...functional.event_ops import ln_lif_forward_native
 from ...functional.lif import LIFState, lif_multistep, lif_params
 from ...functional.surrogate import ATan
 
@@ -36,7 +37,10 @@ __all__ = ["LIFPopulation"]
 class LIFPopulation(nn.Module):
     """A population of LIF neurons driven by a current ``x`` of shape ``(T, ...)``.
 
-    ``forward(x, mem=None) -> (spikes (T, ...), mem (...))``; ``mem=None`` starts at rest (zero).
+    ``forward(x, mem=None, norm=None) -> (spikes (T, ...), mem (...))``; ``mem=None`` starts at rest (zero);
+    ``norm`` (a ``LayerNorm`` over the last dimension) is applied to ``x`` first. Evaluation on the CPU with
+    the ``"evospikenet"`` backend runs both in one C++ pass (``ln_lif_forward_native``); forward hooks on
+    this module see the spikes either way.
     """
 
     def __init__(self, beta: float, threshold: float, backend: str, surrogate_alpha: float = 2.0) -> None:
@@ -70,8 +74,20 @@ class LIFPopulation(nn.Module):
                 surrogate=ATan(surrogate_alpha),
             )
 
-    def forward(self, x: torch.Tensor, mem: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, mem: torch.Tensor | None = None, norm: nn.LayerNorm | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         # x: (T, ...) input current; returns spikes (T, ...) and the final membrane (...)
+        if norm is not None:
+            if mem is None and self.backend == "evospikenet" and len(norm.normalized_shape) == 1:
+                p = self._params
+                fused = ln_lif_forward_native(
+                    x, norm.weight, norm.bias, norm.eps, p.beta, (1.0 - p.beta) * p.r, (1.0 - p.beta) * p.v_rest,
+                    p.v_th, p.v_reset, p.reset,
+                )  # fmt: skip
+                if fused is not None:
+                    return fused
+            x = norm(x)
         if mem is None:
             mem = torch.zeros_like(x[0])
         if self.backend == "snntorch":

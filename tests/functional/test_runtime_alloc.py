@@ -1,0 +1,63 @@
+"""``evospikenet.runtime.retain_freed_memory``: the allocator setting and its error paths."""
+
+import ctypes
+import ctypes.util
+import sys
+
+import pytest
+
+import evospikenet.runtime as rt
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    rt.retain_freed_memory.cache_clear()
+    yield
+    rt.retain_freed_memory.cache_clear()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_glibc_takes_both_settings(monkeypatch):
+    calls = []
+
+    class Libc:
+        def __init__(self, real):
+            self.real = real
+
+        @property
+        def mallopt(self):
+            fn = self.real.mallopt
+
+            def spy(param, value):
+                calls.append((param, value))
+                return fn(param, value)
+
+            return spy
+
+    real = ctypes.CDLL(ctypes.util.find_library("c"))
+    monkeypatch.setattr(rt.ctypes, "CDLL", lambda name: Libc(real))
+    assert rt.retain_freed_memory() is True
+    assert calls == [(rt._M_MMAP_THRESHOLD, 32 * 1024 * 1024), (rt._M_TRIM_THRESHOLD, 1 << 30)]
+    assert rt.retain_freed_memory() is True and len(calls) == 2  # the first call decides, once
+
+
+def test_no_mallopt_changes_nothing(monkeypatch):
+    class NoMallopt:
+        pass
+
+    monkeypatch.setattr(rt.ctypes, "CDLL", lambda name: NoMallopt())
+    assert rt.retain_freed_memory() is False
+
+
+def test_a_rejected_setting_reports_false(monkeypatch):
+    class Refuses:
+        def __init__(self):
+            self.mallopt = lambda param, value: 0  # a function object: ctypes attributes can be set on it
+
+    monkeypatch.setattr(rt.ctypes, "CDLL", lambda name: Refuses())
+    assert rt.retain_freed_memory() is False
+
+
+def test_bad_trim_size_is_an_error():
+    with pytest.raises(ValueError, match="trim_bytes must be positive"):
+        rt.retain_freed_memory(0)
