@@ -28,7 +28,8 @@ def retain_freed_memory(trim_bytes: int = 1 << 30) -> bool:
     """Serve blocks up to 32 MiB from the heap and keep up to ``trim_bytes`` of freed heap memory.
 
     Returns True when the allocator took both settings (glibc), False where there is no ``mallopt`` (musl,
-    macOS, Windows): nothing changes there. Idempotent: the first call decides for the process.
+    macOS, Windows): nothing changes there. Repeated calls with the same ``trim_bytes`` do nothing more
+    (cached); ``trim_bytes`` above 2 GiB - 1 is capped there (``mallopt`` takes an ``int``).
     """
     if trim_bytes <= 0:
         raise ValueError(f"trim_bytes must be positive, got {trim_bytes}")
