@@ -62,7 +62,7 @@ def _load():
     from ..core.native import _cpu_flags
 
     flags = _cpu_flags()
-    name = "evospikenet_event_ops_v8" + ("_avx2" if flags else "")
+    name = "evospikenet_event_ops_v9" + ("_avx2" if flags else "")
     if not _built(name):  # the first no-grad forward would otherwise stall silently
         print(
             "evospikenet: building the event-driven inference kernels (once per machine, about a minute; "
