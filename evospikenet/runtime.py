@@ -7,7 +7,8 @@ free, so every call pays page faults to touch fresh zeroed pages again. With the
 the next call reuses them: 40 batch-16 forward passes of the SST-2 student took 15-22 % less time in four
 pairs of runs (1.27 and 1.33 s against 1.50 and 1.70 s with ``mallopt``; 1.06 and 1.16 s against 1.34 and
 1.38 s with glibc's ``MALLOC_*_`` variables; one thread, the 2-core machine of docs/serving.md), most of it
-in the fused LayerNorm-LIF kernel, whose outputs are such fresh blocks. The price is a resident size that stays at its peak.
+in the fused LayerNorm-LIF kernel, whose outputs are such fresh blocks. The price is a resident size that
+stays at its peak. If ``mallopt`` takes the first setting and refuses the second, the first stays.
 """
 
 from __future__ import annotations

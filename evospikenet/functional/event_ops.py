@@ -22,8 +22,9 @@ reset (subtract, zero or none), with the same operations in the same order as th
 
 **LayerNorm, then LIF.** :func:`ln_lif_forward_native` runs ``LIF(LayerNorm(x))`` from rest in one pass: per
 step and token :math:`y = (x - \mu)\, \sigma^{-1} \gamma + b` over the last dimension (mean and variance
-over the row, two passes), then the LIF step above on ``y``, which stays in a row buffer: one read of the
-currents and one write of the spikes instead of a LayerNorm output written and read again. The statistics
+over the row, two passes), then the LIF step above on ``y``, which stays in registers: the row is read for
+the statistics and once more for the step, and only the spikes are written, instead of a LayerNorm output
+written out and read again. The statistics
 are summed in another order than ``torch.layer_norm``, so a potential within rounding of the threshold may
 fire in one and not the other (the tests bound how often).
 
