@@ -1,7 +1,7 @@
 """Ray Serve deployments and the application builder (``serve run serving/config.yaml``).
 
 Deployments: ``Generator`` (streaming tokens), ``Insight`` (rasters, attention, energy), ``Sentiment``
-(dynamic batching in the ingress with ``@serve.batch``: up to 32 requests that arrive within 5 ms go to a
+(dynamic batching in the ingress with ``@serve.batch``: up to 16 requests that arrive within 5 ms go to a
 replica as one call and one forward pass, see ``RayBackend``), ``ECG`` (``@serve.batch`` in the replica),
 ``Multimodal`` (questions about an image or an ECG beat),
 ``Simulator`` (the plastic E/I network) and ``Ingress`` (the FastAPI app of :mod:`serving.api` with the
@@ -125,7 +125,7 @@ class Simulator:
 class RayBackend:
     """The API backend forwarding to deployment handles.
 
-    With ``batched`` the sentiment requests are gathered here, in the ingress (``@serve.batch``: up to 32
+    With ``batched`` the sentiment requests are gathered here, in the ingress (``@serve.batch``: up to 16
     requests or 5 ms), and sent as one ``classify_many`` call: one Ray round trip and one forward pass per
     batch instead of one per request, which is what the per-call overhead of two CPU cores makes worth it.
     Without it every request is its own call and its own forward pass.
