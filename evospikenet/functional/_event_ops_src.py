@@ -106,7 +106,6 @@ Tensor spike_linear(Tensor x, Tensor wt, double max_density) {
     return out;
 }
 
-// One step over neurons [lo, hi): branch-free, so the compiler vectorises it (RESET 0 subtract, 1 zero, 2 none).
 // One LIF step from the current y: h = (y g + o) + b V, s = [h >= th], then the reset (RESET 0 subtract,
 // 1 zero, 2 none); 8 neurons (AVX2) or one, with the same operations in the same order.
 #ifdef __AVX2__
@@ -130,6 +129,7 @@ static inline void lif_step1(float y, float* st, float* V, float b, float g, flo
     *V = RESET == 0 ? (f ? h - th : h) : (RESET == 1 ? (f ? vr : h) : h);
 }
 
+// One step over neurons [lo, hi): 8 at a time with AVX2, then one by one (RESET 0 subtract, 1 zero, 2 none).
 template <int RESET>
 static void lif_span(const float* __restrict__ xt, float* __restrict__ st, float* __restrict__ V, int64_t lo,
                      int64_t hi, float b, float g, float o, float th, float vr) {
