@@ -105,6 +105,22 @@ def sample(model, tok, args) -> tuple[str, float]:
     return tok.decode(out[0]), args.sample_tokens / dt
 
 
+def _overrides(items: list[str]) -> dict:
+    """``["a=1", "b=true", "c=x"]`` -> ``{"a": 1, "b": True, "c": "x"}`` (JSON values, else strings)."""
+    out, known = {}, SpikingEvoSpikeNetConfig().to_dict()
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set expects FIELD=VALUE, got {item!r}")
+        if key not in known:
+            raise SystemExit(f"--set: {key!r} is not a field of SpikingEvoSpikeNetConfig")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--quick", action="store_true", help="short run (a few CPU minutes)")
@@ -136,6 +152,26 @@ def main(argv=None) -> dict:
         help="AEG budget: only the mean rate above it is penalised",
     )
     p.add_argument("--meta-stdp", action="store_true")
+    p.add_argument(
+        "--tas-mode",
+        choices=("auto", "stochastic", "deterministic"),
+        default="auto",
+        help="TAS encoding in training: auto (Bernoulli in training, sigma-delta in eval) or force either",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a field of the spiking config (repeatable; VALUE parsed as JSON, else a string), "
+        "e.g. --set tas_residual_gain=0.1",
+    )
+    p.add_argument(
+        "--only",
+        choices=("spiking", "float"),
+        default=None,
+        help="train one model only (ablations; no ratio)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--save", default=None, help="directory to save the trained spiking model and tokenizer")
@@ -162,9 +198,11 @@ def main(argv=None) -> dict:
         aeg_weight=args.aeg_weight,
         aeg_target_rate=args.aeg_target_rate,
         meta_stdp=args.meta_stdp,
+        tas_mode=args.tas_mode,
         bos_token_id=eot,
         eos_token_id=eot,
         pad_token_id=eot,
+        **_overrides(args.set),
     )
     snn = SpikingEvoSpikeNetForCausalLM(cfg)
     ann = FloatTransformerLM(FloatTransformerLMConfig.from_spiking(cfg))
@@ -181,9 +219,13 @@ def main(argv=None) -> dict:
             "readout": args.readout,
             "aeg_weight": args.aeg_weight,
             "aeg_target_rate": args.aeg_target_rate,
+            "tas_mode": args.tas_mode,
+            **_overrides(args.set),
         }
     }
     for name, model, spiking in (("spiking", snn, True), ("float", ann, False)):
+        if args.only not in (None, name):
+            continue
         torch.manual_seed(args.seed)
         tps = train(model, train_ids, args, spiking, args.seed)
         res = evaluate(model, val_ids, args, spiking)
@@ -196,8 +238,9 @@ def main(argv=None) -> dict:
         else:
             res["energy_per_token_j"] = HOROWITZ_45NM.compute_j(macs=model.macs_per_token(args.context))
         results[name] = res
-    results["ratio_val_loss"] = results["spiking"]["val_loss"] / results["float"]["val_loss"]
-    if args.save:
+    if args.only is None:
+        results["ratio_val_loss"] = results["spiking"]["val_loss"] / results["float"]["val_loss"]
+    if args.save and args.only != "float":
         snn.save_pretrained(args.save)
         tok.save_pretrained(args.save)
     print(json.dumps(results))

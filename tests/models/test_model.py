@@ -283,3 +283,19 @@ def test_embeddings_enter_tas_scaled(tiny_config):
     assert torch.allclose(
         model.embed(ids, start=2)[0, 0], 3.0 * (model.tok_emb.weight[5] + model.pos_emb.weight[2])
     )
+
+
+def test_tas_spikes_enter_the_residual_stream_through_their_gain(tiny_config):
+    # u0 = g * TAS(e): the same signed spikes (deterministic TAS) scaled by g; the TAS rate ignores g
+    torch.manual_seed(0)
+    ref = SpikingEvoSpikeNetForCausalLM(tiny_config()).spiking.eval()
+    scaled = SpikingEvoSpikeNetForCausalLM(tiny_config(tas_residual_gain=0.25)).spiking.eval()
+    scaled.load_state_dict(ref.state_dict())
+    e = ref.embed(torch.randint(0, 257, (2, 6)))
+    with torch.no_grad():
+        (u1, s1), (u2, s2) = ref.encode_tokens(e), scaled.encode_tokens(e)
+    assert set(u1.unique().tolist()) <= {-1.0, 0.0, 1.0} and u1.abs().sum() > 0
+    assert torch.equal(u2, 0.25 * u1)
+    assert s1[0].spikes.item() == s2[0].spikes.item()
+    with pytest.raises(ValueError, match="tas_residual_gain"):
+        tiny_config(tas_residual_gain=0.0)

@@ -133,8 +133,7 @@ class MultiModalEvoSpikeNetForCausalLM(SpikingEvoSpikeNetPreTrainedModel):
         if P + L > c.context_length:
             raise ValueError(f"prefix ({P}) + text ({L}) tokens exceed context_length {c.context_length}")
         e = lm.embed(input_ids, start=P)  # (B, L, D)
-        u_text, _ = lm.tas(e, c.time_steps, lm.tas_stochastic())  # (T, B, L, D)
-        stats = [_stats("tas", u_text, 1, signed=True)]
+        u_text, stats = lm.encode_tokens(e)  # (T, B, L, D)
         for name, out in enc.items():
             for i, s in enumerate(out.spikes):
                 stats.append(_stats(f"{name}.enc{i}", s, 0))

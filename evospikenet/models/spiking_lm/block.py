@@ -11,6 +11,13 @@ One block, with ``u`` the residual membrane stream (T, B, L, D) and every LIF a 
 
     h = \mathrm{LIF}(\mathrm{LN}(u)), \quad z = \mathrm{LIF}(\mathrm{LN}(W_1 h)), \quad u \leftarrow u + W_2 z
 
+Signed populations (``signed_inputs`` for ``x`` and ``h``, ``signed_qk`` for ``q`` and ``k``; off by default):
+each channel is an ON/OFF pair of LIF neurons driven by ``+y`` and ``-y``, and the synapses read
+``s = LIF(y) - LIF(-y) \in \{-1, 0, 1\}`` (an excitatory or an inhibitory event, still accumulate-only:
+the weight is added or subtracted). A binary population keeps only the positive side of ``LN(u)``; the pair
+keeps its sign, at 2D neurons, every one counted in the rates. With ``v_norm=False`` the value population
+receives ``g_v W_v x`` (``v_gain``) instead of ``LN(W_v x)``, keeping the scale of the value current.
+
 Every synaptic layer (``W_q, W_k, W_v, W_o, W_1, W_2``, the LM head) reads binary spikes, so its work is
 accumulate-only (SOPs); what passes from one block's synapses to the next is spikes. Floats that remain,
 and why:
@@ -123,6 +130,19 @@ class MetaSTDP(nn.Module):
         return float(self.tau_plus)
 
 
+def _fire(pop: LIFPopulation, current: torch.Tensor, norm: nn.LayerNorm, signed: bool):
+    """Spikes of ``pop`` driven by ``norm(current)`` (T, ..., D): binary, or with ``signed`` the ON/OFF pairs
+    ``s = LIF(y) - LIF(-y)`` in {-1, 0, 1}, ``y = norm(current)`` (2D neurons). Returns the spikes the synapses
+    read and the binary spikes of every neuron (for the rates and SOPs)."""
+    if not signed:
+        s, _ = pop(current, norm=norm)
+        return s, s
+    y = norm(current)
+    raw, _ = pop(torch.cat([y, -y], dim=-1))  # (T, ..., 2D): ON neurons, then OFF neurons
+    on, off = raw.chunk(2, dim=-1)
+    return on - off, raw
+
+
 class SpikingBlock(nn.Module):
     """Spiking pre-norm Transformer block over (T, B, L, D) currents (see the module docstring)."""
 
@@ -135,6 +155,8 @@ class SpikingBlock(nn.Module):
         self.attn_gain, self.attn_center = float(c.attn_gain), bool(c.attn_center)
         self.attn_causal = bool(c.attn_causal)
         self.attn_out_gain = float(c.attn_out_gain)
+        self.signed_inputs, self.signed_qk = bool(c.signed_inputs), bool(c.signed_qk)
+        self.v_gain = None if c.v_norm else float(c.v_gain)
 
         def lif():
             return LIFPopulation(c.lif_beta, c.lif_threshold, c.neuron_backend, c.surrogate_alpha)
@@ -144,7 +166,7 @@ class SpikingBlock(nn.Module):
 
         self.ln_in, self.lif_in = ln(d), lif()
         self.w_qkv = SpikeLinear(d, 3 * d, bias=False)
-        self.ln_q, self.ln_k, self.ln_v = ln(d), ln(d), ln(d)
+        self.ln_q, self.ln_k, self.ln_v = ln(d), ln(d), (ln(d) if c.v_norm else None)
         self.lif_q, self.lif_k, self.lif_v = lif(), lif(), lif()
         self.attn_log_tau = nn.Parameter(torch.full((c.n_heads,), float(c.attn_tau_init)).log())
         self.attn_scale = nn.Parameter(torch.ones(c.n_heads))
@@ -172,15 +194,18 @@ class SpikingBlock(nn.Module):
         H, dh = self.n_heads, D // self.n_heads
         n = self.name
         stats = []
-        x, _ = self.lif_in(u, norm=self.ln_in)  # (T, B, L, D) binary
+        x, x_raw = _fire(self.lif_in, u, self.ln_in, self.signed_inputs)  # (T, B, L, D)
         macs = LN_MACS_PER_ELEMENT * u.numel()
         if self.meta_stdp is not None:  # rates, similarities, readout and projection of the fast-weight path
             macs += x.numel() + 2 * B * L * L * D + B * L * D * D
-        stats.append(_stats(f"{n}.in", x, 3 * D, macs))
+        stats.append(_stats(f"{n}.in", x_raw, 3 * D, macs))
         cur_q, cur_k, cur_v = self.w_qkv(x).chunk(3, dim=-1)  # 3 x (T, B, L, D)
-        q, _ = self.lif_q(cur_q, norm=self.ln_q)
-        k, _ = self.lif_k(cur_k, norm=self.ln_k)
-        v, _ = self.lif_v(cur_v, norm=self.ln_v)
+        q, q_raw = _fire(self.lif_q, cur_q, self.ln_q, self.signed_qk)
+        k, k_raw = _fire(self.lif_k, cur_k, self.ln_k, self.signed_qk)
+        if self.v_gain is None:
+            v, _ = self.lif_v(cur_v, norm=self.ln_v)
+        else:  # the value current keeps its scale (a LayerNorm would remove it): (T, B, L, D)
+            v, _ = self.lif_v(self.v_gain * cur_v)
 
         def heads(s):  # (T, B, L, D) -> (T, B, H, L, dh)
             return s.view(T, B, L, H, dh).transpose(2, 3)
@@ -194,8 +219,11 @@ class SpikingBlock(nn.Module):
         with torch.no_grad():  # event counts of the coincidence scores and of A v (accumulates)
             # Spike counts per token over the steps, summed on the contiguous (T, B, L, D) tensors (the head
             # views are strided, which made these sums a tenth of a serving forward pass).
-            q_count = q.sum(0).view(B, L, H, dh).transpose(1, 2)  # (B, H, L, dh)
-            k_count = k.sum(0).view(B, L, H, dh).transpose(1, 2)  # (B, H, L, dh)
+            # Signed q, k: an ON or OFF spike is one event either way.
+            q_count = q.abs().sum(0) if self.signed_qk else q.sum(0)
+            k_count = k.abs().sum(0) if self.signed_qk else k.sum(0)
+            q_count = q_count.view(B, L, H, dh).transpose(1, 2)  # (B, H, L, dh)
+            k_count = k_count.view(B, L, H, dh).transpose(1, 2)  # (B, H, L, dh)
             v_tok = v.sum(dim=(0, 3))  # (B, L) value spikes of each token
             if self.attn_causal:  # keys j <= i: key j is read by the L - j queries i >= j
                 coinc = (q_count * k_count.cumsum(dim=2)).sum()
@@ -207,9 +235,10 @@ class SpikingBlock(nn.Module):
                 pairs = B * H * L * L
         ln_macs = LN_MACS_PER_ELEMENT * q.numel()
         center_macs = pairs if self.attn_center else 0.0  # m_q * (key spike count)
-        stats.append(_stats(f"{n}.q", q, 0, ln_macs + center_macs, coinc))
-        stats.append(_stats(f"{n}.k", k, 0, ln_macs))
-        stats.append(_stats(f"{n}.v", v, 0, ln_macs + pairs, av))  # + softmax
+        v_macs = ln_macs if self.v_gain is None else v.numel()  # LayerNorm, or the gain
+        stats.append(_stats(f"{n}.q", q_raw, 0, ln_macs + center_macs, coinc))
+        stats.append(_stats(f"{n}.k", k_raw, 0, ln_macs))
+        stats.append(_stats(f"{n}.v", v, 0, v_macs + pairs, av))  # + softmax
         if self.ln_attn is not None:  # the first block design: LayerNorm, then spikes
             a, _ = self.lif_attn(o, norm=self.ln_attn)
             stats.append(_stats(f"{n}.attn_out", a, D, ln_macs))
@@ -219,8 +248,8 @@ class SpikingBlock(nn.Module):
         u = u + self.w_o(a)
         if self.meta_stdp is not None:
             u = u + self.meta_stdp(x)
-        h, _ = self.lif_mlp(u, norm=self.ln_mlp)
-        stats.append(_stats(f"{n}.mlp_in", h, self.w_1.out_features, ln_macs))
+        h, h_raw = _fire(self.lif_mlp, u, self.ln_mlp, self.signed_inputs)
+        stats.append(_stats(f"{n}.mlp_in", h_raw, self.w_1.out_features, ln_macs))
         z, _ = self.lif_hidden(self.w_1(h), norm=self.ln_hidden)
         stats.append(_stats(f"{n}.mlp_hidden", z, D, LN_MACS_PER_ELEMENT * z.numel()))
         u = u + self.w_2(z)

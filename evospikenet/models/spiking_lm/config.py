@@ -67,10 +67,17 @@ class SpikingEvoSpikeNetConfig(PretrainedConfig):
     attn_gain: float = 8.0  # fixed factor g of the score gain: lambda = g * (learned scale, init 1)
     attn_center: bool = True  # score (q - m_q) . k, the query's deviation from its mean rate
     attn_causal: bool = True  # attend to earlier tokens only (the causal LM needs it); False: the whole text
+    signed_inputs: bool = (
+        False  # block inputs x, h as ON/OFF neuron pairs: signed spikes of LN(u), 2D neurons
+    )
+    signed_qk: bool = False  # q and k as ON/OFF neuron pairs: signed spikes of LN(W x) (2D neurons each)
+    v_norm: bool = True  # LayerNorm on the value current; False: v = LIF(v_gain * W_v x), keeping its scale
+    v_gain: float = 8.0  # without v_norm, the value population receives v_gain * W_v x
     attn_out_norm: bool = False  # LayerNorm before the attention-output LIF (first design); else a gain
     attn_out_gain: float = 1.5  # without attn_out_norm, the attention-output LIF receives gain * o
     embed_init_std: float = 0.02  # std of the token and position embedding tables
     embed_scale: float = 50.0  # fixed factor: TAS reads e = embed_scale * (E[x] + P[i]) (std 1 at init)
+    tas_residual_gain: float = 1.0  # weight g of the TAS spikes onto the residual stream: u0 = g * TAS(e)
     layer_norm_eps: float = 1e-5  # epsilon of the pre-spike LayerNorms
     aeg_weight: float = 0.0  # AEG: weight of the spike-rate penalty added to the loss (0 = off)
     aeg_target_rate: float = 0.0  # AEG energy budget: only the mean rate above this is penalised
@@ -131,11 +138,13 @@ class SpikingEvoSpikeNetConfig(PretrainedConfig):
             "attn_tau_init",
             "attn_gain",
             "attn_out_gain",
+            "v_gain",
         ):
             _pos_float(name, getattr(self, name))
         for name in (
             "embed_init_std",
             "embed_scale",
+            "tas_residual_gain",
             "meta_stdp_tau_init",
             "initializer_range",
             "layer_norm_eps",

@@ -4,12 +4,15 @@ Forward pass for ids ``(B, L)``:
 
 .. math::
 
-    e_i = g_e (E[x_i] + P[i]), \qquad u^{(0)} = \mathrm{TAS}(e) \in \{-1,0,1\}^{T \times B \times L \times D}
+    e_i = g_e (E[x_i] + P[i]), \qquad u^{(0)} = g\,\mathrm{TAS}(e), \qquad
+    \mathrm{TAS}(e) \in \{-1,0,1\}^{T \times B \times L \times D}
 
     u^{(l+1)} = \mathrm{Block}_l(u^{(l)}), \qquad
     \mathrm{logits}_i = W_{head} \frac{1}{T}\sum_t r_{t,i} + b, \qquad
     r = \mathrm{LN}(u^{(n)}) \;\text{(readout="membrane")} \;\text{or}\; \mathrm{LIF}(\mathrm{LN}(u^{(n)}))
     \;\text{("spikes")}
+
+``g`` is ``tas_residual_gain`` (1 by default): the synaptic weight of the TAS spikes onto the residual stream.
 
 The default readout is the membrane of non-spiking output neurons (leaky-integrator readout, the usual SNN
 output layer): every block stays spiking, only the head does dense MACs (counted). On tiny Shakespeare it
@@ -180,6 +183,15 @@ class SpikingEvoSpikeNetModel(SpikingEvoSpikeNetPreTrainedModel):
                 f"input_ids must lie in [0, {self.config.vocab_size}), got values in [{lo}, {hi}]"
             )
 
+    def encode_tokens(self, e: torch.Tensor) -> tuple[torch.Tensor, list[LayerStats]]:
+        """Embeddings ``e`` (B, L, D) -> the residual stream's start ``u0 = g TAS(e)`` (T, B, L, D), ``g`` the
+        ``tas_residual_gain``, and the TAS population's stats (its signed spikes, before the gain)."""
+        c = self.config
+        spikes, _ = self.tas(e, c.time_steps, self.tas_stochastic())  # (T, B, L, D) in {-1, 0, 1}
+        stats = [_stats("tas", spikes, 1, signed=True)]
+        u = spikes if c.tas_residual_gain == 1.0 else c.tas_residual_gain * spikes
+        return u, stats
+
     def tas_stochastic(self) -> bool:
         mode = self.config.tas_mode
         return self.training if mode == "auto" else mode == "stochastic"
@@ -201,9 +213,7 @@ class SpikingEvoSpikeNetModel(SpikingEvoSpikeNetPreTrainedModel):
             check_position_ids(position_ids, input_ids, attention_mask, c.context_length)
             position_ids = position_ids.to(input_ids.device).long()
             segments = segment_ids(position_ids, attention_mask)[0]
-        e = self.embed(input_ids, position_ids=position_ids)  # (B, L, D)
-        u, _ = self.tas(e, c.time_steps, self.tas_stochastic())  # (T, B, L, D) signed spikes
-        stats = [_stats("tas", u, 1, signed=True)]
+        u, stats = self.encode_tokens(self.embed(input_ids, position_ids=position_ids))  # (T, B, L, D)
         attns = []
         for block in self.blocks:
             u, block_stats, attn = block(u, key_mask, output_attentions, segments)

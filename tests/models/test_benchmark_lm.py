@@ -1,0 +1,40 @@
+"""``benchmarks/lm.py`` end to end on a tiny text: the JSON it prints, config overrides and ``--only``."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ["--quick", "--steps", "3", "--context", "16", "--batch-size", "2", "--d-model", "16", "--n-heads", "2"]
+TINY += ["--n-layers", "1", "--eval-windows", "2", "--sample-tokens", "2"]
+
+
+@pytest.fixture
+def lm_bench(tmp_path, monkeypatch):
+    (tmp_path / "tinyshakespeare").mkdir()
+    (tmp_path / "tinyshakespeare" / "input.txt").write_text("ROMEO: speak, speak again.\n" * 40)
+    monkeypatch.setenv("EVOSPIKENET_DATA_DIR", str(tmp_path))
+    spec = importlib.util.spec_from_file_location("bench_lm", ROOT / "benchmarks" / "lm.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_both_models_and_the_ratio_on_the_last_line(lm_bench, capsys):
+    res = lm_bench.main([*TINY, "--set", "signed_inputs=true", "--set", "tas_residual_gain=0.5"])
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last == json.loads(json.dumps(res))
+    assert last["config"]["signed_inputs"] is True and last["config"]["tas_residual_gain"] == 0.5
+    assert {"val_loss", "spike_rate", "energy_per_token_j", "train_tokens_per_s", "params"} <= set(last["spiking"])
+    assert last["ratio_val_loss"] == pytest.approx(last["spiking"]["val_loss"] / last["float"]["val_loss"])
+
+
+def test_only_one_model_and_bad_overrides(lm_bench, capsys):
+    res = lm_bench.main([*TINY, "--only", "float"])
+    assert set(res) == {"config", "float"}
+    with pytest.raises(SystemExit, match="FIELD=VALUE"):
+        lm_bench.main([*TINY, "--set", "signed_inputs"])
+    with pytest.raises(SystemExit, match="no_such_field"):
+        lm_bench.main([*TINY, "--set", "no_such_field=1"])
