@@ -7,7 +7,19 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ["--quick", "--steps", "3", "--context", "16", "--batch-size", "2", "--d-model", "16", "--n-heads", "2"]
+TINY = [
+    "--quick",
+    "--steps",
+    "3",
+    "--context",
+    "16",
+    "--batch-size",
+    "2",
+    "--d-model",
+    "16",
+    "--n-heads",
+    "2",
+]
 TINY += ["--n-layers", "1", "--eval-windows", "2", "--sample-tokens", "2"]
 
 
@@ -27,7 +39,9 @@ def test_both_models_and_the_ratio_on_the_last_line(lm_bench, capsys):
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert last == json.loads(json.dumps(res))
     assert last["config"]["signed_inputs"] is True and last["config"]["tas_residual_gain"] == 0.5
-    assert {"val_loss", "spike_rate", "energy_per_token_j", "train_tokens_per_s", "params"} <= set(last["spiking"])
+    assert {"val_loss", "spike_rate", "energy_per_token_j", "train_tokens_per_s", "params"} <= set(
+        last["spiking"]
+    )
     assert last["ratio_val_loss"] == pytest.approx(last["spiking"]["val_loss"] / last["float"]["val_loss"])
 
 
