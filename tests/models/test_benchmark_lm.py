@@ -38,6 +38,8 @@ def test_both_models_and_the_ratio_on_the_last_line(lm_bench, capsys):
     res = lm_bench.main([*TINY, "--set", "signed_inputs=true", "--set", "tas_residual_gain=0.5"])
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert last == json.loads(json.dumps(res))
+    # the signed block by default, and --set overrides its fields (its residual gain is 0.1)
+    assert last["config"]["block"] == "signed" and last["config"]["signed_qk"] is True
     assert last["config"]["signed_inputs"] is True and last["config"]["tas_residual_gain"] == 0.5
     assert {"val_loss", "spike_rate", "energy_per_token_j", "train_tokens_per_s", "params"} <= set(
         last["spiking"]
@@ -46,8 +48,9 @@ def test_both_models_and_the_ratio_on_the_last_line(lm_bench, capsys):
 
 
 def test_only_one_model_and_bad_overrides(lm_bench, capsys):
-    res = lm_bench.main([*TINY, "--only", "float"])
+    res = lm_bench.main([*TINY, "--only", "float", "--block", "binary"])
     assert set(res) == {"config", "float"}
+    assert res["config"]["block"] == "binary" and "signed_inputs" not in res["config"]
     with pytest.raises(SystemExit, match="FIELD=VALUE"):
         lm_bench.main([*TINY, "--set", "signed_inputs"])
     with pytest.raises(SystemExit, match="no_such_field"):
