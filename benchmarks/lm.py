@@ -28,14 +28,15 @@ from evospikenet.models import (
 
 # Config fields of each spiking block the benchmark can train ("binary": the library defaults). The signed
 # block keeps the sign of the block inputs, queries and keys (ON/OFF neuron pairs), drives the values without
-# a LayerNorm and lets the TAS spikes into the residual stream with weight 0.1; docs/spiking_lm.md measures
-# each choice.
+# a LayerNorm, lets the TAS spikes into the residual stream with weight 0.1 and leaks less (beta 0.8 instead
+# of 0.5); docs/spiking_lm.md measures each choice.
 BLOCKS = {
     "signed": {
         "signed_inputs": True,
         "signed_qk": True,
         "v_norm": False,
         "tas_residual_gain": 0.1,
+        "lif_beta": 0.8,
     },
     "binary": {},
 }
