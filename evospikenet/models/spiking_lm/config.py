@@ -67,9 +67,7 @@ class SpikingEvoSpikeNetConfig(PretrainedConfig):
     attn_gain: float = 8.0  # fixed factor g of the score gain: lambda = g * (learned scale, init 1)
     attn_center: bool = True  # score (q - m_q) . k, the query's deviation from its mean rate
     attn_causal: bool = True  # attend to earlier tokens only (the causal LM needs it); False: the whole text
-    signed_inputs: bool = (
-        False  # block inputs x, h as ON/OFF neuron pairs: signed spikes of LN(u), 2D neurons
-    )
+    signed_inputs: bool = False  # block inputs x, h as ON/OFF neuron pairs: signed spikes of LN(u)
     signed_qk: bool = False  # q and k as ON/OFF neuron pairs: signed spikes of LN(W x) (2D neurons each)
     v_norm: bool = True  # LayerNorm on the value current; False: v = LIF(v_gain * W_v x), keeping its scale
     v_gain: float = 8.0  # without v_norm, the value population receives v_gain * W_v x
