@@ -227,12 +227,14 @@ def test_bidirectional_classifier_sees_later_tokens_and_the_lm_refuses_it(tiny_c
         SpikingEvoSpikeNetForCausalLM(tiny_config(attn_causal=False))
 
 
-@pytest.mark.parametrize("causal", [True, False])
-def test_attention_event_counts_match_a_brute_force_count(tiny_config, causal):
+@pytest.mark.parametrize("causal, signed", [(True, False), (False, False), (True, True)])
+def test_attention_event_counts_match_a_brute_force_count(tiny_config, causal, signed):
     """SOPs of the q population = spike coincidences q_i . k_j over the pairs a query reads; of v = the value
-    spikes each query accumulates (sum over queries i of the spikes of the keys j it sees)."""
+    spikes each query accumulates (sum over queries i of the spikes of the keys j it sees). With signed q and
+    k (ON/OFF pairs) each channel's event is |ON - OFF|."""
     torch.manual_seed(0)
-    model = SpikingEvoSpikeNetForSequenceClassification(tiny_config(attn_causal=causal)).eval()
+    kw = dict(signed_inputs=True, signed_qk=True, v_norm=False) if signed else {}
+    model = SpikingEvoSpikeNetForSequenceClassification(tiny_config(attn_causal=causal, **kw)).eval()
     block = model.spiking.blocks[0]
     seen = {}
     hooks = [getattr(block, f"lif_{n}").register_forward_hook(lambda m, i, o, n=n: seen.__setitem__(n, o[0]))
@@ -243,6 +245,8 @@ def test_attention_event_counts_match_a_brute_force_count(tiny_config, causal):
     for h in hooks:
         h.remove()
     H = model.config.n_heads
+    if signed:  # the hooks saw the pairs' 2D binary spikes
+        seen = {n: torch.sub(*s.chunk(2, dim=-1)).abs() if n in "qk" else s for n, s in seen.items()}
     q, k, v = (seen[n].sum(0).unflatten(-1, (H, -1)) for n in "qkv")  # (B, L, H, dh) counts over T
     L = ids.shape[1]
     reads = torch.ones(L, L).tril() if causal else torch.ones(L, L)  # reads[i, j]: query i sees key j
