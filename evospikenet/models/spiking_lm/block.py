@@ -18,9 +18,9 @@ the weight is added or subtracted). A binary population keeps only the positive 
 keeps its sign, at 2D neurons, every one counted in the rates. With ``v_norm=False`` the value population
 receives ``g_v W_v x`` (``v_gain``) instead of ``LN(W_v x)``, keeping the scale of the value current.
 
-Every synaptic layer (``W_q, W_k, W_v, W_o, W_1, W_2``, the LM head) reads binary spikes, so its work is
-accumulate-only (SOPs); what passes from one block's synapses to the next is spikes. Floats that remain,
-and why:
+Every synaptic layer (``W_q, W_k, W_v, W_o, W_1, W_2``, the LM head) reads spikes (binary, or the signed
+events of ON/OFF pairs), so its work is accumulate-only (SOPs); what passes from one block's synapses to the
+next is spikes. Floats that remain, and why:
 
 * the residual stream ``u`` is a membrane-potential shortcut ("membrane shortcut" of spike-driven
   Transformers): it sums the synaptic currents ``W a`` and ``W z`` (accumulates), keeping a deep stack
