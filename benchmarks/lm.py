@@ -211,7 +211,7 @@ def main(argv=None) -> dict:
     eot = tok.convert_tokens_to_ids(tok.eos_token)
     block = {**BLOCKS[args.block], **({"tas_mode": args.tas_mode} if args.tas_mode else {})}
     block.update(_overrides(args.set))
-    cfg = SpikingEvoSpikeNetConfig(
+    fields = dict(
         vocab_size=len(tok),
         d_model=args.d_model,
         n_layers=args.n_layers,
@@ -226,8 +226,8 @@ def main(argv=None) -> dict:
         bos_token_id=eot,
         eos_token_id=eot,
         pad_token_id=eot,
-        **block,
     )
+    cfg = SpikingEvoSpikeNetConfig(**{**fields, **block})  # --set may override any field, sizes too
     snn = SpikingEvoSpikeNetForCausalLM(cfg)
     ann = FloatTransformerLM(FloatTransformerLMConfig.from_spiking(cfg))
     results = {

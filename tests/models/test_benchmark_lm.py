@@ -51,6 +51,8 @@ def test_only_one_model_and_bad_overrides(lm_bench, capsys):
     res = lm_bench.main([*TINY, "--only", "float", "--block", "binary"])
     assert set(res) == {"config", "float"}
     assert res["config"]["block"] == "binary" and "signed_inputs" not in res["config"]
+    # --set also overrides the sizes the flags set
+    assert lm_bench.main([*TINY, "--only", "float", "--set", "d_model=8"])["config"]["d_model"] == 8
     with pytest.raises(SystemExit, match="FIELD=VALUE"):
         lm_bench.main([*TINY, "--set", "signed_inputs"])
     with pytest.raises(SystemExit, match="no_such_field"):
