@@ -25,7 +25,6 @@ under ``~/.cache/torch_extensions``). Without a working compiler ``native_availa
 from __future__ import annotations
 
 import functools
-import os
 
 import torch
 
@@ -209,28 +208,13 @@ void propagate(Tensor crow, Tensor col, Tensor val, Tensor ids, Tensor out) {
 """
 
 
-def _cpu_flags() -> list[str]:
-    """``-mavx2`` where the CPU has it (the extension is built on, and cached for, this machine)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return ["-mavx2"] if "avx2" in f.read().split() else []
-    except OSError:
-        return []
-
-
 @functools.cache
 def load_native():
     """Compile (once, cached on disk) and return the extension module; raises RuntimeError if impossible."""
     try:
-        from torch.utils.cpp_extension import load_inline
+        from .._native_build import build_inline
 
-        return load_inline(
-            name="evospikenet_native_v4" + ("_avx2" if _cpu_flags() else ""),
-            cpp_sources=_CPP,
-            functions=["run_float", "run_int", "propagate"],
-            extra_cflags=["-O3", "-ffp-contract=off", *_cpu_flags()],
-            verbose=bool(os.environ.get("EVOSPIKENET_NATIVE_VERBOSE")),
-        )
+        return build_inline("evospikenet_native_v4", _CPP, ["run_float", "run_int", "propagate"])
     except Exception as exc:  # compiler missing, headers missing, build error
         raise RuntimeError(
             "the native backend needs a working C++ compiler (g++/clang and ninja) to build its extension: "

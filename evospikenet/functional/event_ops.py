@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 
 import torch
 
@@ -58,36 +57,14 @@ DENSE_ABOVE = 0.3  # input density above which the dense BLAS product is faster 
 
 @functools.cache
 def _load():
-    from torch.utils.cpp_extension import load_inline
+    from .._native_build import build_inline
 
-    from ..core.native import _cpu_flags
-
-    flags = _cpu_flags()
-    name = "evospikenet_event_ops_v9" + ("_avx2" if flags else "")
-    if not _built(name):  # the first no-grad forward would otherwise stall silently
-        print(
-            "evospikenet: building the event-driven inference kernels (once per machine, about a minute; "
-            "EVOSPIKENET_EVENT_KERNELS=0 skips them)",
-            file=sys.stderr,
-            flush=True,
-        )
-    return load_inline(
-        name=name,
-        cpp_sources=CPP_SOURCE,
-        extra_cflags=["-O3", "-ffp-contract=off", *flags],
-        verbose=bool(os.environ.get("EVOSPIKENET_NATIVE_VERBOSE")),
+    return build_inline(
+        "evospikenet_event_ops_v9",
+        CPP_SOURCE,
+        message="evospikenet: building the event-driven inference kernels (once per machine, about a minute; "
+        "EVOSPIKENET_EVENT_KERNELS=0 skips them)",
     )
-
-
-def _built(name: str) -> bool:
-    """True if torch's extension cache already holds a build of ``name`` (or if that cannot be told)."""
-    try:
-        from torch.utils.cpp_extension import _get_build_directory
-
-        d = _get_build_directory(name, False)
-        return any(f.endswith(".so") for f in os.listdir(d))
-    except Exception:  # a private helper of torch: if it moved, say nothing rather than something wrong
-        return True
 
 
 @functools.cache

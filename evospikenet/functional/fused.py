@@ -163,28 +163,13 @@ std::vector<Tensor> lif_bwd(Tensor gs, Tensor sg, Tensor s, Tensor gv, double be
 """
 
 
-def _cpu_flags() -> list[str]:
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = set(f.read().split())
-    except OSError:
-        flags = set()
-    return ["-mavx2"] if {"avx2"} <= flags else []
-
-
 @functools.cache
 def _ext():
     """Compile once (cached under ~/.cache/torch_extensions) or return None when no compiler works."""
     try:
-        from torch.utils.cpp_extension import load_inline
+        from .._native_build import build_inline
 
-        flags = _cpu_flags()
-        return load_inline(
-            name="evospikenet_fused_v3" + ("_avx2" if flags else ""),
-            cpp_sources=_CPP,
-            functions=["binary_csr", "gather_sum", "lif_fwd", "lif_bwd"],
-            extra_cflags=["-O3", "-ffp-contract=off", *flags],
-        )
+        return build_inline("evospikenet_fused_v3", _CPP, ["binary_csr", "gather_sum", "lif_fwd", "lif_bwd"])
     except Exception:  # no compiler or headers: the torch fallback runs instead
         return None
 

@@ -1,0 +1,75 @@
+"""Building the C++ extensions (``torch.utils.cpp_extension.load_inline``) safely between processes.
+
+torch guards a build with a plain ``lock`` file in the extension's build directory, removed when the build
+ends. A process killed while it builds (a stopped server, a timeout) leaves that file behind, and every
+later process then waits for it forever, silently. :func:`build_inline` holds an ``fcntl`` lock around the
+build instead: the kernel releases it when its holder dies. Every build of our extensions goes through that
+lock, so a torch ``lock`` file found while holding it belongs to a dead build and is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sys
+
+__all__ = ["cpu_flags", "build_inline"]
+
+
+def cpu_flags() -> list[str]:
+    """``-mavx2`` where this CPU has AVX2 (the extensions are built on, and cached for, this machine)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return ["-mavx2"] if "avx2" in f.read().split() else []
+    except OSError:
+        return []
+
+
+def _build_dir(name: str) -> str:
+    from torch.utils.cpp_extension import _get_build_directory
+
+    return _get_build_directory(name, False)
+
+
+@contextlib.contextmanager
+def _exclusive(build_dir: str):
+    """Hold an ``fcntl`` lock beside ``build_dir`` (released by the kernel if this process dies)."""
+    os.makedirs(build_dir, exist_ok=True)
+    fd = os.open(build_dir.rstrip(os.sep) + ".flock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        stale = os.path.join(build_dir, "lock")
+        if os.path.exists(stale):  # no live build holds our lock, so this one's builder died
+            print(f"evospikenet: removing the lock file of an interrupted build ({stale})", file=sys.stderr)
+            os.remove(stale)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def build_inline(name: str, source: str, functions: list[str] | None = None, message: str | None = None):
+    """Compile ``source`` (once, cached under torch's extension directory) and return the module.
+
+    ``message`` is printed to stderr before a build that has no cached result yet, so a first call that
+    compiles for a minute does not look like a hang. Raises whatever ``load_inline`` raises (no compiler,
+    no headers, a build error).
+    """
+    from torch.utils.cpp_extension import load_inline
+
+    flags = cpu_flags()
+    full = name + ("_avx2" if flags else "")
+    try:
+        build_dir = _build_dir(full)
+    except Exception:  # a private helper of torch: if it moved, build without our lock
+        build_dir = None
+    with _exclusive(build_dir) if build_dir else contextlib.nullcontext():
+        if message and build_dir and not any(f.endswith(".so") for f in os.listdir(build_dir)):
+            print(message, file=sys.stderr, flush=True)
+        return load_inline(
+            name=full,
+            cpp_sources=source,
+            functions=functions,
+            extra_cflags=["-O3", "-ffp-contract=off", *flags],
+            verbose=bool(os.environ.get("EVOSPIKENET_NATIVE_VERBOSE")),
+        )

@@ -1,0 +1,58 @@
+"""The build lock of the C++ extensions: a build killed midway must not block every later process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from evospikenet._native_build import _exclusive
+
+HOLD = """
+import sys, time
+from evospikenet._native_build import _exclusive
+with _exclusive(sys.argv[1]):
+    open(sys.argv[1] + "/lock", "w").close()  # what torch's FileBaton leaves while it builds
+    print("in", flush=True)
+    time.sleep(120)
+"""
+
+ENTER = """
+import os, sys
+from evospikenet._native_build import _exclusive
+with _exclusive(sys.argv[1]):
+    print("entered", os.path.exists(sys.argv[1] + "/lock"), flush=True)
+"""
+
+
+def _python(code: str, d) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", code, str(d)], stdout=subprocess.PIPE, text=True)
+
+
+def test_stale_torch_lock_is_removed(tmp_path):
+    d = tmp_path / "ext"
+    d.mkdir()
+    (d / "lock").touch()  # left by a build whose process died
+    with _exclusive(str(d)):
+        assert not (d / "lock").exists()
+
+
+def test_live_build_blocks_and_killed_build_releases(tmp_path):
+    d = tmp_path / "ext"
+    holder = _python(HOLD, d)
+    try:
+        assert holder.stdout.readline().strip() == "in"
+        waiter = _python(ENTER, d)
+        time.sleep(1.5)
+        assert waiter.poll() is None, "entered while a live build held the lock"
+        assert (d / "lock").exists(), "the lock file of a live build was removed"
+        os.kill(holder.pid, signal.SIGKILL)  # the builder dies midway, its torch lock file stays
+        out, _ = waiter.communicate(timeout=60)
+        assert out.strip() == "entered False"
+        assert not (d / "lock").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
