@@ -55,4 +55,3 @@ def test_live_build_blocks_and_killed_build_releases(tmp_path):
     finally:
         holder.kill()
         holder.wait()
-
