@@ -161,3 +161,20 @@ def test_openapi_lists_every_endpoint(local_client):
     paths = local_client.get("/openapi.json").json()["paths"]
     for p in ("/healthz", "/v1/generate", "/v1/insight", "/v1/sentiment", "/v1/ecg", "/v1/simulate"):
         assert p in paths
+
+
+def test_worker_env_defaults_and_overrides(monkeypatch):
+    """The workers get one event loop per replica and patient proxy timeouts, unless the user set them."""
+    from serving.cli import SERVE_LOOPS, SERVE_TIMEOUTS, worker_env
+
+    for k in (*SERVE_LOOPS, *SERVE_TIMEOUTS):
+        monkeypatch.delenv(k, raising=False)
+    env = worker_env()
+    assert env["RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD"] == "0"
+    assert env["RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP"] == "0"
+    assert env["RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S"] == "60"
+    assert "RAY_SERVE_ENABLE_DIRECT_INGRESS" not in env
+    monkeypatch.setenv("RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD", "1")  # the user's choice wins
+    env = worker_env(8123)
+    assert env["RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD"] == "1"
+    assert env["RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"] == "8123"
