@@ -68,10 +68,11 @@ SERVE_TIMEOUTS = {
 
 
 # Serve runs user code and each handle's router on event loops of their own threads by default, so every
-# request crosses threads (and the GIL) several times in the ingress and again in a replica. On two cores
-# one loop per replica answered more: 375 against 430 batched requests/s at concurrency 32 (debug
-# classifier, 8 rounds each, alternating; docs/serving.md). Blocking methods still run in Serve's thread
-# pool (RAY_SERVE_RUN_SYNC_IN_THREADPOOL), so a forward pass does not stall the loop.
+# request crosses threads (and the GIL) several times in the ingress and again in a replica. One loop per
+# replica answered more on two cores: 375 against 430 batched requests/s at concurrency 32 (debug
+# classifier, 8 rounds each, alternating; docs/serving.md). It is not the default: in 1 of 5 benchmark runs
+# with it, one request at concurrency 1 took 19.5 s, which no run without it showed. Set these variables
+# (any RAY_SERVE_* variable reaches the workers) to opt in.
 SERVE_LOOPS = {
     "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
     "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
@@ -97,15 +98,13 @@ def direct_ingress_env(port: int) -> dict:
 
 def worker_env(direct_port: int | None = None) -> dict:
     """Environment of the Ray workers: this checkout importable, one torch thread per replica, Serve's
-    proxy timeouts (``SERVE_TIMEOUTS``, unless set already) patient enough for a busy machine, one event
-    loop per replica (``SERVE_LOOPS``, unless set already), every
+    proxy timeouts (``SERVE_TIMEOUTS``, unless set already) patient enough for a busy machine, every
     ``RAY_SERVE_*`` variable of this process, and, with ``direct_port``, Serve's direct ingress on that
     port."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
     env = {
         **SERVE_TIMEOUTS,
-        **SERVE_LOOPS,
         **{k: v for k, v in os.environ.items() if k.startswith("RAY_SERVE_")},
     }
     if direct_port is not None:
