@@ -22,6 +22,7 @@ with _exclusive(sys.argv[1]):
 ENTER = """
 import os, sys
 from evospikenet._native_build import _exclusive
+print("waiting", flush=True)
 with _exclusive(sys.argv[1]):
     print("entered", os.path.exists(sys.argv[1] + "/lock"), flush=True)
 """
@@ -45,7 +46,8 @@ def test_live_build_blocks_and_killed_build_releases(tmp_path):
     try:
         assert holder.stdout.readline().strip() == "in"
         waiter = _python(ENTER, d)
-        time.sleep(1.5)
+        assert waiter.stdout.readline().strip() == "waiting"  # it is at the lock, not still starting
+        time.sleep(1.0)
         assert waiter.poll() is None, "entered while a live build held the lock"
         assert (d / "lock").exists(), "the lock file of a live build was removed"
         os.kill(holder.pid, signal.SIGKILL)  # the builder dies midway, its torch lock file stays
