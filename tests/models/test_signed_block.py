@@ -84,3 +84,40 @@ def test_signed_block_trains(tiny_config):
         opt.step()
     assert model.spiking.blocks[0].w_qkv.weight.grad.abs().sum() > 0
     assert loss.item() < first - 0.5  # memorises the batch through the signed populations
+
+
+def test_signed_values_carry_both_signs_through_attention(tiny_config):
+    """``signed_v``: v and the attention output are ON/OFF pairs; the mixture ``A v`` keeps the sign of the
+    attended values, and ``W_o`` reads signed events. Both backends give the same spikes; still causal."""
+    torch.manual_seed(0)
+    cfg = dict(SIGNED, signed_v=True)
+    a = SpikingEvoSpikeNetForCausalLM(tiny_config(neuron_backend="snntorch", **cfg)).eval()
+    b = SpikingEvoSpikeNetForCausalLM(tiny_config(neuron_backend="evospikenet", **cfg)).eval()
+    b.load_state_dict(a.state_dict())
+    block = b.spiking.blocks[0]
+    seen = {}
+    hooks = [
+        block.w_o.register_forward_pre_hook(lambda m, x: seen.__setitem__("a", x[0])),
+        block.lif_v.register_forward_hook(lambda m, x, out: seen.__setitem__("v_raw", out[0])),
+    ]
+    ids = torch.randint(0, 257, (2, 10))
+    with torch.no_grad():
+        layers = {s.name: s for s in b(ids).spike_stats.layers}
+    for h in hooks:
+        h.remove()
+    T, D = b.config.time_steps, b.config.d_model
+    assert set(seen["a"].unique().tolist()) == {-1.0, 0.0, 1.0}  # W_o reads signed events
+    assert seen["v_raw"].shape[-1] == 2 * D  # ON neurons, then OFF neurons
+    for name in ("v", "attn_out"):  # 2D neurons per token and step, every one counted in the rate
+        assert layers[f"block0.{name}"].neuron_steps == T * 2 * 10 * 2 * D
+    assert layers["block0.v"].spikes == seen["v_raw"].sum()  # ON and OFF spikes alike
+    later = ids.clone()
+    later[:, 6:] = (later[:, 6:] + 1) % 257
+    with torch.no_grad():
+        assert torch.equal(a(ids).hidden_spikes, b(ids).hidden_spikes)
+        assert torch.equal(b(ids).logits[:, :6], b(later).logits[:, :6])
+    # the default keeps binary values: half the value neurons
+    plain = SpikingEvoSpikeNetForCausalLM(tiny_config(**SIGNED)).eval()
+    with torch.no_grad():
+        plain_layers = {s.name: s for s in plain(ids).spike_stats.layers}
+    assert plain_layers["block0.v"].neuron_steps == T * 2 * 10 * D
