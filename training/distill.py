@@ -12,7 +12,9 @@ batches that carry ``teacher_logits`` (B, C) are scored with
 (``evospikenet.distill.distillation_loss``); validation keeps plain cross-entropy and accuracy. With
 ``init_embeddings`` (a teacher directory) the student's token embeddings start from the teacher's, projected
 to ``d_model`` by PCA: its input embedding table (``init_embeddings_kind="input"``) or its output for each
-token alone (``"static"``, ``evospikenet.distill.static_token_embeddings``).
+token alone (``"static"``, ``evospikenet.distill.static_token_embeddings``). With ``init_blocks`` (a
+BERT-style teacher directory of the student's width) the blocks and embeddings start from the teacher's
+layers instead (``evospikenet.distill.init_blocks_from_bert``).
 
 ``SST2DistillDataModule`` reads the SST-2 TSVs, tokenises them with any Hugging Face tokenizer (``"minilm"``:
 the teacher's), and, given a ``teacher``, attaches its cached soft labels to every training phrase
@@ -26,7 +28,7 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from evospikenet._validate import check_positive, check_probability
-from evospikenet.distill import DistillParams, distillation_loss, project_embeddings
+from evospikenet.distill import DistillParams, distillation_loss, init_blocks_from_bert, project_embeddings
 
 from .loaders import TrainValLoaders, make_loader
 from .modules import SequenceClassificationModule
@@ -75,6 +77,9 @@ class DistillSequenceClassificationModule(SequenceClassificationModule):
         alpha: weight of the soft term (0: hard labels only, the from-scratch control).
         init_embeddings: teacher directory (or "minilm") whose token embeddings initialise the student's.
         init_embeddings_kind: "input" (the teacher's input table) or "static" (its output per token).
+        init_blocks: BERT-style teacher directory (or "minilm") whose layers and embeddings initialise the
+            student's blocks and embeddings (same width, heads and MLP size; excludes ``init_embeddings``).
+        init_blocks_layers: the teacher layer for each student block (default: the first ``n_layers``).
     """
 
     def __init__(
@@ -90,6 +95,8 @@ class DistillSequenceClassificationModule(SequenceClassificationModule):
         init_embeddings: str | None = None,
         lr_schedule: str = "constant",
         init_embeddings_kind: str = "input",
+        init_blocks: str | None = None,
+        init_blocks_layers: list[int] | None = None,
     ):
         super().__init__(model, model_config, lr, weight_decay, betas, warmup_steps, lr_schedule)
         check_probability("alpha", alpha)
@@ -98,7 +105,16 @@ class DistillSequenceClassificationModule(SequenceClassificationModule):
             raise ValueError(
                 f"init_embeddings_kind must be one of {EMBEDDING_KINDS}, got {init_embeddings_kind!r}"
             )
+        if init_blocks and init_embeddings:
+            raise ValueError(
+                "init_blocks sets the embeddings too: give init_blocks or init_embeddings, not both"
+            )
         self.distill_params = DistillParams(temperature=temperature, alpha=alpha)
+        if init_blocks:
+            from transformers import AutoModel
+
+            teacher = AutoModel.from_pretrained(resolve_tokenizer_dir(init_blocks))
+            init_blocks_from_bert(self.model, teacher, init_blocks_layers)
         if init_embeddings:
             emb = self.model.get_input_embeddings()
             w = load_teacher_embeddings(init_embeddings, init_embeddings_kind)  # (V, E)

@@ -1,6 +1,7 @@
 """LLM data distillation: teachers, cached soft labels, synthetic data and the distillation loss."""
 
 from .augment import AugmentConfig, augment_texts
+from .block_init import init_blocks_from_bert
 from .finetune import accuracy_of, finetune_classifier, project_embeddings
 from .loss import DistillParams, distillation_loss, soft_kl
 from .soft_labels import label_texts, load_soft_labels, soft_label_dir, texts_digest
@@ -27,5 +28,6 @@ __all__ = [
     "finetune_classifier",
     "project_embeddings",
     "static_token_embeddings",
+    "init_blocks_from_bert",
     "accuracy_of",
 ]
