@@ -11,13 +11,11 @@ One block, with ``u`` the residual membrane stream (T, B, L, D) and every LIF a 
 
     h = \mathrm{LIF}(\mathrm{LN}(u)), \quad z = \mathrm{LIF}(\mathrm{LN}(W_1 h)), \quad u \leftarrow u + W_2 z
 
-Signed populations (``signed_inputs`` for ``x`` and ``h``, ``signed_qk`` for ``q`` and ``k``, ``signed_v`` for
-``v`` and the attention output ``a``; off by default):
+Signed populations (``signed_inputs`` for ``x`` and ``h``, ``signed_qk`` for ``q`` and ``k``; off by default):
 each channel is an ON/OFF pair of LIF neurons driven by ``+y`` and ``-y``, and the synapses read
 ``s = LIF(y) - LIF(-y) \in \{-1, 0, 1\}`` (an excitatory or an inhibitory event, still accumulate-only:
 the weight is added or subtracted). A binary population keeps only the positive side of ``LN(u)``; the pair
-keeps its sign, at 2D neurons, every one counted in the rates. With ``signed_v`` the mixture ``o = A v`` lies in
-[-1, 1] and its ON/OFF pair passes both signs on to ``W_o``. With ``v_norm=False`` the value population
+keeps its sign, at 2D neurons, every one counted in the rates. With ``v_norm=False`` the value population
 receives ``g_v W_v x`` (``v_gain``) instead of ``LN(W_v x)``, keeping the scale of the value current.
 
 Every synaptic layer (``W_q, W_k, W_v, W_o, W_1, W_2``, the LM head) reads spikes (binary, or the signed
@@ -134,12 +132,12 @@ class MetaSTDP(nn.Module):
 
 def _fire(pop: LIFPopulation, current: torch.Tensor, norm: nn.LayerNorm, signed: bool):
     """Spikes of ``pop`` driven by ``norm(current)`` (T, ..., D): binary, or with ``signed`` the ON/OFF pairs
-    ``s = LIF(y) - LIF(-y)`` in {-1, 0, 1}, ``y = norm(current)`` (2D neurons; ``norm`` None: the current
-    itself). Returns the spikes the synapses read and the binary spikes of every neuron (rates and SOPs)."""
+    ``s = LIF(y) - LIF(-y)`` in {-1, 0, 1}, ``y = norm(current)`` (2D neurons). Returns the spikes the synapses
+    read and the binary spikes of every neuron (for the rates and SOPs)."""
     if not signed:
         s, _ = pop(current, norm=norm)
         return s, s
-    y = norm(current) if norm is not None else current
+    y = norm(current)
     raw, _ = pop(torch.cat([y, -y], dim=-1))  # (T, ..., 2D): ON neurons, then OFF neurons
     on, off = raw.chunk(2, dim=-1)
     return on - off, raw
@@ -158,7 +156,6 @@ class SpikingBlock(nn.Module):
         self.attn_causal = bool(c.attn_causal)
         self.attn_out_gain = float(c.attn_out_gain)
         self.signed_inputs, self.signed_qk = bool(c.signed_inputs), bool(c.signed_qk)
-        self.signed_v = bool(getattr(c, "signed_v", False))
         self.v_gain = None if c.v_norm else float(c.v_gain)
 
         def lif():
@@ -206,9 +203,9 @@ class SpikingBlock(nn.Module):
         q, q_raw = _fire(self.lif_q, cur_q, self.ln_q, self.signed_qk)
         k, k_raw = _fire(self.lif_k, cur_k, self.ln_k, self.signed_qk)
         if self.v_gain is None:
-            v, v_raw = _fire(self.lif_v, cur_v, self.ln_v, self.signed_v)
+            v, _ = self.lif_v(cur_v, norm=self.ln_v)
         else:  # the value current keeps its scale (a LayerNorm would remove it): (T, B, L, D)
-            v, v_raw = _fire(self.lif_v, self.v_gain * cur_v, None, self.signed_v)
+            v, _ = self.lif_v(self.v_gain * cur_v)
 
         def heads(s):  # (T, B, L, D) -> (T, B, H, L, dh)
             return s.view(T, B, L, H, dh).transpose(2, 3)
@@ -218,7 +215,7 @@ class SpikingBlock(nn.Module):
             self.attn_log_tau.exp(), self.attn_gain * self.attn_scale, self.attn_center, self.attn_causal
         )
         o, attn = chrono_spike_attention(qh, kh, vh, params, key_mask, return_attn, segments)
-        o = o.transpose(2, 3).reshape(T, B, L, D)  # (T, B, L, D) in [0, 1] ([-1, 1] with signed_v)
+        o = o.transpose(2, 3).reshape(T, B, L, D)  # (T, B, L, D) in [0, 1]
         with torch.no_grad():  # event counts of the coincidence scores and of A v (accumulates)
             # Spike counts per token over the steps, summed on the contiguous (T, B, L, D) tensors (the head
             # views are strided, which made these sums a tenth of a serving forward pass).
@@ -227,7 +224,7 @@ class SpikingBlock(nn.Module):
             k_count = k.abs().sum(0) if self.signed_qk else k.sum(0)
             q_count = q_count.view(B, L, H, dh).transpose(1, 2)  # (B, H, L, dh)
             k_count = k_count.view(B, L, H, dh).transpose(1, 2)  # (B, H, L, dh)
-            v_tok = (v.abs() if self.signed_v else v).sum(dim=(0, 3))  # (B, L) value spikes of each token
+            v_tok = v.sum(dim=(0, 3))  # (B, L) value spikes of each token
             if self.attn_causal:  # keys j <= i: key j is read by the L - j queries i >= j
                 coinc = (q_count * k_count.cumsum(dim=2)).sum()
                 av = (v_tok * torch.arange(L, 0, -1, device=v.device, dtype=v.dtype)).sum()
@@ -241,13 +238,13 @@ class SpikingBlock(nn.Module):
         v_macs = ln_macs if self.v_gain is None else v.numel()  # LayerNorm, or the gain
         stats.append(_stats(f"{n}.q", q_raw, 0, ln_macs + center_macs, coinc))
         stats.append(_stats(f"{n}.k", k_raw, 0, ln_macs))
-        stats.append(_stats(f"{n}.v", v_raw, 0, v_macs + pairs, av))  # + softmax
+        stats.append(_stats(f"{n}.v", v, 0, v_macs + pairs, av))  # + softmax
         if self.ln_attn is not None:  # the first block design: LayerNorm, then spikes
-            a, a_raw = _fire(self.lif_attn, o, self.ln_attn, self.signed_v)
-            stats.append(_stats(f"{n}.attn_out", a_raw, D, ln_macs))
+            a, _ = self.lif_attn(o, norm=self.ln_attn)
+            stats.append(_stats(f"{n}.attn_out", a, D, ln_macs))
         else:  # the mixture of value spikes drives the population directly (one multiply per element)
-            a, a_raw = _fire(self.lif_attn, self.attn_out_gain * o, None, self.signed_v)
-            stats.append(_stats(f"{n}.attn_out", a_raw, D, o.numel()))
+            a, _ = self.lif_attn(self.attn_out_gain * o)
+            stats.append(_stats(f"{n}.attn_out", a, D, o.numel()))
         u = u + self.w_o(a)
         if self.meta_stdp is not None:
             u = u + self.meta_stdp(x)

@@ -70,7 +70,6 @@ class SpikingEvoSpikeNetConfig(PretrainedConfig):
     signed_inputs: bool = False  # block inputs x, h as ON/OFF neuron pairs: signed spikes of LN(u)
     signed_qk: bool = False  # q and k as ON/OFF neuron pairs: signed spikes of LN(W x) (2D neurons each)
     v_norm: bool = True  # LayerNorm on the value current; False: v = LIF(v_gain * W_v x), keeping its scale
-    signed_v: bool = False  # v and the attention output as ON/OFF pairs: signed values, mixture in [-1, 1]
     v_gain: float = 8.0  # without v_norm, the value population receives v_gain * W_v x
     attn_out_norm: bool = False  # LayerNorm before the attention-output LIF (first design); else a gain
     attn_out_gain: float = 1.5  # without attn_out_norm, the attention-output LIF receives gain * o
