@@ -78,3 +78,22 @@ def test_mismatched_sizes_name_the_problem_and_change_nothing(student_kw, teache
     with pytest.raises(ValueError, match=message):
         init_blocks_from_bert(student, teacher, layers)
     assert all(torch.equal(before[k], v) for k, v in student.state_dict().items())
+
+
+def test_training_module_starts_from_a_teacher_directory(tmp_path):
+    from training.distill import DistillSequenceClassificationModule
+
+    teacher = _bert()
+    teacher.save_pretrained(tmp_path / "teacher")
+    cfg = dict(vocab_size=50, d_model=16, n_layers=2, n_heads=2, context_length=12, time_steps=2, num_labels=2,
+               pad_token_id=0, bos_token_id=1, eos_token_id=2)  # fmt: skip
+    module = DistillSequenceClassificationModule(
+        model_config=cfg, init_blocks=str(tmp_path / "teacher"), init_blocks_layers=[1, 2]
+    )
+    t = teacher.bert.encoder.layer
+    assert torch.equal(module.model.spiking.blocks[0].w_o.weight, t[1].attention.output.dense.weight)
+    assert torch.equal(module.model.spiking.blocks[1].w_1.weight, t[2].intermediate.dense.weight)
+    with pytest.raises(ValueError, match="init_blocks or init_embeddings, not both"):
+        DistillSequenceClassificationModule(
+            model_config=cfg, init_blocks=str(tmp_path / "teacher"), init_embeddings=str(tmp_path / "teacher")
+        )
