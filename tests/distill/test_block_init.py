@@ -97,3 +97,8 @@ def test_training_module_starts_from_a_teacher_directory(tmp_path):
         DistillSequenceClassificationModule(
             model_config=cfg, init_blocks=str(tmp_path / "teacher"), init_embeddings=str(tmp_path / "teacher")
         )
+
+
+def test_a_teacher_without_bert_layers_is_refused():
+    with pytest.raises(ValueError, match="Linear is not a BERT-style encoder"):
+        init_blocks_from_bert(_student(), torch.nn.Linear(16, 16))
