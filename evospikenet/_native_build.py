@@ -14,7 +14,7 @@ import fcntl
 import os
 import sys
 
-__all__ = ["cpu_flags", "build_inline"]
+__all__ = ["cpu_flags", "build_inline", "extension_name"]
 
 
 def cpu_flags() -> list[str]:
@@ -24,6 +24,22 @@ def cpu_flags() -> list[str]:
             return ["-mavx2"] if "avx2" in f.read().split() else []
     except OSError:
         return []
+
+
+def extension_name(name: str, flags: list[str]) -> str:
+    """The cached extension's name for this Python environment: ``name``, ``_avx2`` with that flag, and a
+    short digest of the interpreter prefix and torch's location.
+
+    The compiled module depends on the environment (torch's headers and library paths enter the build
+    file), so two environments sharing one name would each find the other's build out of date and rebuild,
+    for a minute, on their next first call: a served replica's first request then waits that long.
+    """
+    import hashlib
+
+    import torch
+
+    env = hashlib.sha1(f"{sys.prefix}|{os.path.dirname(torch.__file__)}".encode()).hexdigest()[:8]
+    return f"{name}{'_avx2' if '-mavx2' in flags else ''}_{env}"
 
 
 def _build_dir(name: str) -> str:
@@ -58,7 +74,7 @@ def build_inline(name: str, source: str, functions: list[str] | None = None, mes
     from torch.utils.cpp_extension import load_inline
 
     flags = cpu_flags()
-    full = name + ("_avx2" if flags else "")
+    full = extension_name(name, flags)
     try:
         build_dir = _build_dir(full)
     except Exception:  # a private helper of torch: if it moved, build without our lock

@@ -62,7 +62,7 @@ def _load():
     return build_inline(
         "evospikenet_event_ops_v9",
         CPP_SOURCE,
-        message="evospikenet: building the event-driven inference kernels (once per machine, about a minute; "
+        message="evospikenet: building the event-driven inference kernels (once per Python environment, about a minute; "
         "EVOSPIKENET_EVENT_KERNELS=0 skips them)",
     )
 

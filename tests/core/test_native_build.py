@@ -57,3 +57,16 @@ def test_live_build_blocks_and_killed_build_releases(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_each_environment_has_its_own_build(monkeypatch):
+    """Two virtual environments must not share (and keep invalidating) one cached build."""
+    from evospikenet import _native_build as nb
+
+    a = nb.extension_name("evospikenet_x_v1", ["-mavx2"])
+    assert a.startswith("evospikenet_x_v1_avx2_") and a == nb.extension_name("evospikenet_x_v1", ["-mavx2"])
+    assert nb.extension_name("evospikenet_x_v1", []).startswith("evospikenet_x_v1_") and "avx2" not in (
+        nb.extension_name("evospikenet_x_v1", [])
+    )
+    monkeypatch.setattr(nb.sys, "prefix", "/somewhere/else/.venv")
+    assert nb.extension_name("evospikenet_x_v1", ["-mavx2"]) != a
