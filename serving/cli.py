@@ -71,8 +71,10 @@ SERVE_TIMEOUTS = {
 # request crosses threads (and the GIL) several times in the ingress and again in a replica. One loop per
 # replica answered more on two cores: 375 against 430 batched requests/s at concurrency 32 (debug
 # classifier, 8 rounds each, alternating; docs/serving.md). It is not the default: in 1 of 5 benchmark runs
-# with it, one request at concurrency 1 took 19.5 s, which no run without it showed. Set these variables
-# (any RAY_SERVE_* variable reaches the workers) to opt in.
+# with it, one request at concurrency 1 took 19.5 s. A run without it later showed the same (22 s), caused by
+# a rebuild of the C++ kernels inside a replica's first request (since fixed), so that reason is probably
+# gone; the default stays until a run confirms it. Set these variables (any RAY_SERVE_* variable reaches the
+# workers) to opt in.
 SERVE_LOOPS = {
     "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
     "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
