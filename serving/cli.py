@@ -69,12 +69,11 @@ SERVE_TIMEOUTS = {
 
 # Serve runs user code and each handle's router on event loops of their own threads by default, so every
 # request crosses threads (and the GIL) several times in the ingress and again in a replica. One loop per
-# replica answered more on two cores: 375 against 430 batched requests/s at concurrency 32 (debug
-# classifier, 8 rounds each, alternating; docs/serving.md). It is not the default: in 1 of 5 benchmark runs
-# with it, one request at concurrency 1 took 19.5 s. A run without it later showed the same (22 s), caused by
-# a rebuild of the C++ kernels inside a replica's first request (since fixed), so that reason is probably
-# gone; the default stays until a run confirms it. Set these variables (any RAY_SERVE_* variable reaches the
-# workers) to opt in.
+# replica answers more on two cores: 375 against 430 batched requests/s at concurrency 32 (debug classifier,
+# 8 rounds each, alternating; docs/serving.md), so the workers get it unless the user sets these variables
+# (any RAY_SERVE_* variable reaches the workers; "1" restores Serve's default). It was opt-in for a while
+# after one request took 19.5 s in 1 of 5 runs with it; the same hang then came without it too (22 s), a
+# rebuild of the C++ kernels inside a replica's first request, fixed since.
 SERVE_LOOPS = {
     "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
     "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
@@ -100,13 +99,15 @@ def direct_ingress_env(port: int) -> dict:
 
 def worker_env(direct_port: int | None = None) -> dict:
     """Environment of the Ray workers: this checkout importable, one torch thread per replica, Serve's
-    proxy timeouts (``SERVE_TIMEOUTS``, unless set already) patient enough for a busy machine, every
+    proxy timeouts (``SERVE_TIMEOUTS``, unless set already) patient enough for a busy machine, one event
+    loop per replica (``SERVE_LOOPS``, unless set already), every
     ``RAY_SERVE_*`` variable of this process, and, with ``direct_port``, Serve's direct ingress on that
     port."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
     env = {
         **SERVE_TIMEOUTS,
+        **SERVE_LOOPS,
         **{k: v for k, v in os.environ.items() if k.startswith("RAY_SERVE_")},
     }
     if direct_port is not None:

@@ -164,7 +164,7 @@ def test_openapi_lists_every_endpoint(local_client):
 
 
 def test_worker_env_defaults_and_overrides(monkeypatch):
-    """Patient proxy timeouts unless the user set them; any RAY_SERVE_* variable (the one-loop opt-in)
+    """Patient proxy timeouts and one loop per replica unless the user set them; any RAY_SERVE_* variable
     reaches the workers; direct ingress only with a port."""
     from serving.cli import SERVE_LOOPS, SERVE_TIMEOUTS, worker_env
 
@@ -172,11 +172,12 @@ def test_worker_env_defaults_and_overrides(monkeypatch):
         monkeypatch.delenv(k, raising=False)
     env = worker_env()
     assert env["RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S"] == "60"
-    assert not set(SERVE_LOOPS) & set(env), "one loop per replica is opt-in"
+    assert all(env[k] == "0" for k in SERVE_LOOPS), "one loop per replica by default"
     assert "RAY_SERVE_ENABLE_DIRECT_INGRESS" not in env
-    monkeypatch.setenv("RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD", "0")
+    monkeypatch.setenv("RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD", "1")  # back to Serve's default
     monkeypatch.setenv("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "5")  # the user's choice wins
     env = worker_env(8123)
-    assert env["RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD"] == "0"
+    assert env["RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD"] == "1"
+    assert env["RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP"] == "0"
     assert env["RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S"] == "5"
     assert env["RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"] == "8123"
