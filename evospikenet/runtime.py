@@ -9,6 +9,9 @@ pairs of runs (1.27 and 1.33 s against 1.50 and 1.70 s with ``mallopt``; 1.06 an
 1.38 s with glibc's ``MALLOC_*_`` variables; one thread, the 2-core machine of docs/serving.md), most of it
 in the fused LayerNorm-LIF kernel, whose outputs are such fresh blocks. The price is a resident size that
 stays at its peak. If ``mallopt`` takes the first setting and refuses the second, the first stays.
+
+:func:`load_kernels` loads the C++ kernels (building them on an environment's first run, about a minute
+each) so that a server pays for it while it starts, not inside its first request.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import ctypes
 import ctypes.util
 import functools
 
-__all__ = ["retain_freed_memory"]
+__all__ = ["retain_freed_memory", "load_kernels"]
 
 _M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
 _M_MMAP_THRESHOLD = -3
@@ -43,3 +46,13 @@ def retain_freed_memory(trim_bytes: int = 1 << 30) -> bool:
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     ok = mallopt(_M_MMAP_THRESHOLD, _MMAP_MAX) == 1
     return bool(ok and mallopt(_M_TRIM_THRESHOLD, min(trim_bytes, 2**31 - 1)) == 1)
+
+
+def load_kernels() -> dict:
+    """Load (or build) the event-driven inference, fused LIF and core simulation kernels now; returns which
+    are usable. Each loader caches its result per process, so later calls cost nothing."""
+    from .core.native import native_available
+    from .functional.event_ops import event_kernels_enabled
+    from .functional.fused import fused_available
+
+    return {"event_ops": event_kernels_enabled(), "fused": fused_available(), "core": native_available()}

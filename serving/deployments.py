@@ -19,7 +19,7 @@ from dataclasses import asdict
 import torch
 from ray import serve
 
-from evospikenet.runtime import retain_freed_memory
+from evospikenet.runtime import load_kernels, retain_freed_memory
 
 from .local import ModelPaths, Services, describe, raise_error, resolve_paths, run_simulation, step_dict
 
@@ -30,9 +30,11 @@ _CPU0 = {"num_cpus": 0}  # the two cores here: replicas share them instead of re
 
 
 def _threads() -> None:
-    """Replica set-up: its torch threads, and freed tensors kept for reuse (``retain_freed_memory``)."""
+    """Replica set-up: its torch threads, freed tensors kept for reuse (``retain_freed_memory``), and the C++
+    kernels loaded while the replica starts rather than in its first request (``load_kernels``)."""
     torch.set_num_threads(int(os.environ.get("EVOSPIKENET_TORCH_THREADS", "1")))
     retain_freed_memory()
+    load_kernels()
 
 
 @serve.deployment(ray_actor_options=_CPU0, max_ongoing_requests=8)
@@ -77,8 +79,7 @@ class Sentiment:
         _threads()
         self.s = Services(ModelPaths(**paths), kinds=("sentiment",))
         self._forward = threading.Lock()  # one forward pass at a time per replica
-        # One forward pass now loads the C++ kernels (and builds them on a machine's first run, about a
-        # minute) while the replica starts, instead of inside its first request.
+        # One forward pass while the replica starts: the first request does not pay first-call costs.
         self.s.sentiment_batch([{"text": "warm up"}])
 
     def classify(self, req: dict) -> dict:

@@ -61,3 +61,18 @@ def test_a_rejected_setting_reports_false(monkeypatch):
 def test_bad_trim_size_is_an_error():
     with pytest.raises(ValueError, match="trim_bytes must be positive"):
         rt.retain_freed_memory(0)
+
+
+def test_load_kernels_reports_what_each_loader_reports():
+    """``load_kernels`` loads the three C++ extensions through their own loaders and says which work."""
+    from evospikenet.core.native import native_available
+    from evospikenet.functional.event_ops import event_kernels_enabled
+    from evospikenet.functional.fused import fused_available
+    from evospikenet.runtime import load_kernels
+
+    got = load_kernels()
+    assert got == {
+        "event_ops": event_kernels_enabled(),
+        "fused": fused_available(),
+        "core": native_available(),
+    }
