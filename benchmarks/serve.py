@@ -174,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from ray import serve
 
+    from evospikenet.runtime import freeze_heap
     from serving.cli import start, stop
     from serving.deployments import build_app
     from serving.local import ModelPaths, model_name, resolve_paths
@@ -192,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     url = start(paths, "127.0.0.1", args.port, direct_ingress=not args.via_proxy, sentiment_replicas=replicas,
                 ui=False)  # fmt: skip
     print(f"started in {time.perf_counter() - t0:.1f} s at {url}", file=sys.stderr)
+    # This process is the load generator, and it has imported Ray, torch and transformers: a full garbage
+    # collection here (0.28 s) would delay reading every answer in flight and count as server latency.
+    freeze_heap()
     try:
         asyncio.run(_load(url, 32, 64, 10, path="/healthz"))  # warm-up
         floor = asyncio.run(_load(url, 32, 600 if args.quick else 3000, 20, path="/healthz"))

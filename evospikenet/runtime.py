@@ -12,6 +12,12 @@ stays at its peak. If ``mallopt`` takes the first setting and refuses the second
 
 :func:`load_kernels` loads the C++ kernels (building them on an environment's first run, about a minute
 each) so that a server pays for it while it starts, not inside its first request.
+
+:func:`freeze_heap` moves every object alive after start-up out of the garbage collector's reach. A process
+that has imported torch, transformers and Ray tracks about 480,000 objects, and one full collection scans
+them all: 0.28 s on the machine of docs/serving.md. CPython runs a full collection whenever enough objects
+have survived the younger generations, which a server's per-request objects bring about every few thousand
+requests; each one stalls every request the process holds for those 0.28 s.
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import gc
 
-__all__ = ["retain_freed_memory", "load_kernels"]
+__all__ = ["retain_freed_memory", "load_kernels", "freeze_heap"]
 
 _M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
 _M_MMAP_THRESHOLD = -3
@@ -56,3 +63,17 @@ def load_kernels() -> dict:
     from .functional.fused import fused_available
 
     return {"event_ops": event_kernels_enabled(), "fused": fused_available(), "core": native_available()}
+
+
+def freeze_heap() -> int:
+    """Collect once, then move every object alive now into the collector's permanent generation
+    (``gc.freeze``), so later collections scan only what was created after this call; returns how many
+    objects that generation holds.
+
+    Call it when a long-running process has finished starting (its imports and models loaded). Frozen
+    objects are still freed by reference counting; a reference cycle among them is never collected, which
+    costs nothing for modules and model weights that live as long as the process.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()

@@ -1,4 +1,4 @@
-"""``evospikenet.runtime.retain_freed_memory``: the allocator setting and its error paths."""
+"""``evospikenet.runtime``: the allocator setting and its error paths, kernel loading, and the heap freeze."""
 
 import ctypes
 import ctypes.util
@@ -76,3 +76,30 @@ def test_load_kernels_reports_what_each_loader_reports():
         "fused": fused_available(),
         "core": native_available(),
     }
+
+
+def test_freeze_heap_collects_then_hides_the_live_heap_from_later_scans():
+    """Garbage cycles alive at the call are collected, not frozen; live objects leave the generations that
+    collections scan; objects made afterwards are scanned as usual."""
+    import gc
+    import weakref
+
+    class Node:
+        pass
+
+    garbage = Node()
+    garbage.self = garbage  # a reference cycle: only the collector can free it
+    gone = weakref.ref(garbage)
+    del garbage
+    kept = [Node() for _ in range(3)]
+    try:
+        frozen = rt.freeze_heap()
+        assert gone() is None
+        assert frozen == gc.get_freeze_count() and frozen > 0
+        scanned = gc.get_objects()
+        assert not any(o is kept for o in scanned)
+        later = [Node()]
+        assert any(o is later for o in gc.get_objects())
+    finally:
+        gc.unfreeze()
+    assert any(o is kept for o in gc.get_objects())
