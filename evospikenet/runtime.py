@@ -15,9 +15,10 @@ each) so that a server pays for it while it starts, not inside its first request
 
 :func:`freeze_heap` moves every object alive after start-up out of the garbage collector's reach. A process
 that has imported torch, transformers and Ray tracks about 480,000 objects, and one full collection scans
-them all: 0.28 s on the machine of docs/serving.md. CPython runs a full collection whenever enough objects
-have survived the younger generations, which a server's per-request objects bring about every few thousand
-requests; each one stalls every request the process holds for those 0.28 s.
+them all: 0.28 s on the machine of docs/serving.md. CPython runs a full collection once the objects that
+survived its younger collections since the last full one reach a quarter of those it already holds. A
+server's start-up leaves many such survivors, so one comes soon after it starts taking requests, and it
+stalls every request the process holds for those 0.28 s.
 """
 
 from __future__ import annotations
