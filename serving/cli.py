@@ -21,6 +21,7 @@ __all__ = [
     "main",
     "start",
     "stop",
+    "wait_ready",
     "parse_args",
     "worker_env",
     "direct_ingress_env",
@@ -121,6 +122,7 @@ def start(
     port: int = 8000,
     num_cpus: int | None = None,
     direct_ingress: bool = False,
+    ready_timeout_s: float = 300.0,
     **kw,
 ) -> str:
     """Start Ray and the application; returns the base URL of the API. Pair with :func:`stop`.
@@ -129,6 +131,7 @@ def start(
     ``port`` (Serve's direct ingress) and Serve's proxy listens on ``port + 1``. That is one process hop
     less per request: on two cores the no-model ``/healthz`` floor at concurrency 32 rises from about 200
     to 950 requests/s. Without it, or when Ray already runs in this process, the proxy serves ``port``.
+    Returns once ``/healthz`` answers (:func:`wait_ready`, at most ``ready_timeout_s``).
     """
     check_bind(host, os.environ.get("EVOSPIKENET_API_KEY"))
     for k, v in SERVE_TIMEOUTS.items():  # before Serve reads its constants in this process too
@@ -144,16 +147,44 @@ def start(
     if not ray.is_initialized():
         ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": env})  # fmt: skip
-    for attempt in range(3):  # the proxy must come up within Ray's 60 s; a loaded machine may miss that once
-        try:
-            serve.start(http_options={"host": host, "port": port + 1 if direct else port})
-            break
-        except ray.exceptions.RayError:
-            if attempt == 2:
-                raise
-            serve.shutdown()
+    http_options = {"host": host, "port": port + 1 if direct else port}
+    try:
+        serve.start(http_options=http_options)
+    except TimeoutError:
+        # Serve waits a fixed 60 s for its proxy, which a loaded machine can miss (seen with two training runs
+        # on the two cores here). The controller and the proxy keep starting: this call connects to them, and
+        # the readiness wait below covers the proxy.
+        serve.start(http_options=http_options)
     serve.run(build_app(paths, port=port, **kw), name="evospikenet", route_prefix="/")
-    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    name = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    url = f"http://{f'[{name}]' if ':' in name else name}:{port}"  # an IPv6 literal goes in brackets
+    wait_ready(url, ready_timeout_s)
+    return url
+
+
+def wait_ready(url: str, timeout_s: float = 300.0) -> None:
+    """Poll ``url/healthz`` until it answers 200; a ``TimeoutError`` naming the URL after ``timeout_s``."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    last = "no answer"
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=5.0) as r:
+                if r.status == 200:
+                    return
+                last = f"HTTP {r.status}"
+        except urllib.error.HTTPError as e:
+            last = f"HTTP {e.code}"
+        except (urllib.error.URLError, OSError) as e:
+            last = str(getattr(e, "reason", e))
+        if time.monotonic() >= deadline:
+            raise TimeoutError(
+                f"{url}/healthz did not answer within {timeout_s:.0f} s (last: {last}); the machine may be "
+                "too busy to start Ray Serve, or the port taken: see the Ray logs under /tmp/ray/session_latest"
+            )
+        time.sleep(0.5)
 
 
 def stop() -> None:

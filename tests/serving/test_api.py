@@ -181,3 +181,77 @@ def test_worker_env_defaults_and_overrides(monkeypatch):
     assert env["RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP"] == "0"
     assert env["RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S"] == "5"
     assert env["RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"] == "8123"
+
+
+def _healthz_server(status: int):
+    """A plain HTTP server on a free loopback port that answers ``/healthz`` with ``status``."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(status if self.path == "/healthz" else 404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, f"http://127.0.0.1:{srv.server_address[1]}"
+
+
+def test_wait_ready_returns_on_200_and_names_the_url_otherwise():
+    from serving.cli import wait_ready
+
+    srv, url = _healthz_server(200)
+    try:
+        wait_ready(url, 10.0)
+    finally:
+        srv.shutdown()
+    srv, url = _healthz_server(503)
+    try:
+        with pytest.raises(TimeoutError, match=r"/healthz did not answer within 1 s \(last: HTTP 503\)"):
+            wait_ready(url, 1.0)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    with pytest.raises(TimeoutError, match=url.replace(".", r"\.")):  # nothing listens there any more
+        wait_ready(url, 1.0)
+
+
+def test_start_survives_serves_proxy_timeout(monkeypatch):
+    """Serve's fixed 60 s wait for its proxy timing out (a loaded machine) does not end ``start``: the second
+    call connects to the controller that is still starting, the app is deployed, and ``start`` returns once
+    ``/healthz`` answers."""
+    import ray
+    from ray import serve
+
+    import serving.cli as cli
+    import serving.deployments as deployments
+
+    calls = []
+
+    def fake_start(http_options):
+        calls.append(http_options)
+        if len(calls) == 1:
+            raise TimeoutError("HTTP proxies not available after 60s.")
+
+    srv, url = _healthz_server(200)
+    port = int(url.rsplit(":", 1)[1])
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    monkeypatch.setattr(serve, "start", fake_start)
+    monkeypatch.setattr(serve, "run", lambda app, **kw: calls.append("run"))
+    monkeypatch.setattr(deployments, "build_app", lambda paths, **kw: "app")
+    try:
+        assert cli.start(cli.ModelPaths(), "127.0.0.1", port, ready_timeout_s=10.0) == url
+    finally:
+        srv.shutdown()
+    assert calls == [{"host": "127.0.0.1", "port": port}] * 2 + ["run"]
+
+    def always_late(http_options):
+        raise TimeoutError("HTTP proxies not available after 60s.")
+
+    monkeypatch.setattr(serve, "start", always_late)  # a second timeout is the user's to see
+    with pytest.raises(TimeoutError, match="proxies"):
+        cli.start(cli.ModelPaths(), "127.0.0.1", port, ready_timeout_s=1.0)
