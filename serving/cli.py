@@ -167,11 +167,12 @@ def wait_ready(url: str, timeout_s: float = 300.0) -> None:
     import urllib.error
     import urllib.request
 
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via an http_proxy
     deadline = time.monotonic() + timeout_s
     last = "no answer"
     while True:
         try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=5.0) as r:
+            with opener.open(f"{url}/healthz", timeout=5.0) as r:
                 if r.status == 200:
                     return
                 last = f"HTTP {r.status}"

@@ -201,9 +201,13 @@ def _healthz_server(status: int):
     return srv, f"http://127.0.0.1:{srv.server_address[1]}"
 
 
-def test_wait_ready_returns_on_200_and_names_the_url_otherwise():
+def test_wait_ready_returns_on_200_and_names_the_url_otherwise(monkeypatch):
     from serving.cli import wait_ready
 
+    for k in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(k, raising=False)
+    for k in ("http_proxy", "HTTP_PROXY"):  # a user's proxy must not stand between us and our own server
+        monkeypatch.setenv(k, "http://127.0.0.1:9")
     srv, url = _healthz_server(200)
     try:
         wait_ready(url, 10.0)
