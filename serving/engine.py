@@ -211,7 +211,7 @@ def generate_steps(
     max_neurons: int = 64,
 ) -> Iterator[Step]:
     """Yield one :class:`Step` per generated token (stops early at ``eos_token_id``)."""
-    ctx = model.config.context_length
+    ctx = model.generation_window  # context_length - 1: the last position's embedding is never trained
     ids = _encode(tokenizer, text, 10**9)[-ctx:]
     device = next(model.parameters()).device
     x = torch.tensor([ids], device=device)

@@ -51,6 +51,25 @@ def test_save_load_round_trip_auto_classes_and_generate(tmp_path, tiny_config):
     assert text.startswith("ROMEO:")
 
 
+def test_generation_never_reads_the_untrained_last_position(tiny_config):
+    """The shifted loss gives the window's last position no label and causal attention lets only that
+    position read its input, so its position embedding gets no gradient; generation must not read it."""
+    torch.manual_seed(0)
+    model = SpikingEvoSpikeNetForCausalLM(tiny_config(tas_mode="deterministic"))
+    ids = torch.randint(0, 256, (3, 16))  # full 16-token windows
+    model(ids, labels=ids).loss.backward()
+    grad = model.spiking.pos_emb.weight.grad.norm(dim=1)  # (16,)
+    assert grad[-1] == 0 and bool((grad[:-1] > 0).all())
+    model.eval()
+    assert model.generation_window == 15
+    prompt = ids[:1, :12]
+    out = model.generate(prompt, max_new_tokens=12, do_sample=False, pad_token_id=256)  # outgrows 16
+    with torch.no_grad():
+        model.spiking.pos_emb.weight[-1] = 100.0  # the untrained row: anything at all
+    again = model.generate(prompt, max_new_tokens=12, do_sample=False, pad_token_id=256)
+    assert torch.equal(out, again)
+
+
 def test_sequence_classification_head(tmp_path, tiny_config):
     torch.manual_seed(0)
     model = SpikingEvoSpikeNetForSequenceClassification(tiny_config(num_labels=2))

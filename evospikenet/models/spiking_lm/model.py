@@ -244,6 +244,12 @@ class SpikingEvoSpikeNetForCausalLM(SpikingEvoSpikeNetPreTrainedModel, Generatio
     """Causal LM head on the readout (membrane of non-spiking output neurons, or final firing rates).
 
     ``loss = CE(logits[:, :-1], labels[:, 1:]) + aeg_weight * relu(mean_rate - aeg_target_rate)``.
+
+    Generation reads windows of at most ``generation_window = context_length - 1`` tokens. The loss has no
+    label for a window's last position, and causal attention lets only that position read its own input,
+    so the last row of the position table never receives a gradient: it keeps its random initialisation
+    (times ``embed_scale``, as large as a token's embedding). A full window put that noise on the newest
+    token, and samples turned to noise once they outgrew the context.
     """
 
     def __init__(self, config: SpikingEvoSpikeNetConfig) -> None:
@@ -266,8 +272,13 @@ class SpikingEvoSpikeNetForCausalLM(SpikingEvoSpikeNetPreTrainedModel, Generatio
     def set_output_embeddings(self, value):
         self.lm_head = value
 
+    @property
+    def generation_window(self) -> int:
+        """Most tokens one generation step reads: every position the training loss reaches (see above)."""
+        return max(1, self.config.context_length - 1)
+
     def prepare_inputs_for_generation(self, input_ids, attention_mask=None, **kwargs):
-        ctx = self.config.context_length
+        ctx = self.generation_window
         if attention_mask is not None:
             attention_mask = attention_mask[:, -ctx:]
         return {"input_ids": input_ids[:, -ctx:], "attention_mask": attention_mask}
