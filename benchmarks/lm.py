@@ -67,14 +67,17 @@ def train(model, train_ids, args, spiking: bool, seed: int) -> float:
         for g in opt.param_groups:
             g["lr"] = _lr(step, args.steps, args.lr, args.warmup)
         ids = random_batches(train_ids, args.batch_size, args.context, gen)
-        loss, _ = _loss(model, ids, spiking)
+        loss, out = _loss(model, ids, spiking)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        if step % max(1, args.steps // 10) == 0 or step == args.steps - 1:
+        if step % max(1, args.log_every or args.steps // 10) == 0 or step == args.steps - 1:
+            # The spiking loss holds the AEG penalty too: log the rate beside it.
+            extra = f" rate {out.spike_rate.item():.3f}" if out is not None else ""
             bar.write(
-                f"[{'spiking' if spiking else 'float'}] step {step} loss {loss.item():.4f}", file=sys.stderr
+                f"[{'spiking' if spiking else 'float'}] step {step} loss {loss.item():.4f}{extra}",
+                file=sys.stderr,
             )
     return args.steps * args.batch_size * args.context / (time.perf_counter() - t0)
 
@@ -151,6 +154,9 @@ def main(argv=None) -> dict:
     p.add_argument("--warmup", type=int, default=30)
     p.add_argument("--eval-windows", type=int, default=None)
     p.add_argument("--sample-tokens", type=int, default=200)
+    p.add_argument(
+        "--log-every", type=int, default=0, help="log the training loss every N steps (0: 10 times)"
+    )
     p.add_argument("--backend", choices=("snntorch", "evospikenet"), default="evospikenet")
     p.add_argument("--readout", choices=("membrane", "spikes"), default="membrane")
     p.add_argument(
