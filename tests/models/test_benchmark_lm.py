@@ -35,12 +35,13 @@ def lm_bench(tmp_path, monkeypatch):
 
 
 def test_both_models_and_the_ratio_on_the_last_line(lm_bench, capsys):
-    res = lm_bench.main([*TINY, "--set", "signed_inputs=true", "--set", "tas_residual_gain=0.5"])
+    res = lm_bench.main([*TINY, "--set", "signed_inputs=true", "--set", "tas_residual_gain=0.25"])
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert last == json.loads(json.dumps(res))
-    # the signed block by default, and --set overrides its fields (its residual gain is 0.1)
+    # the signed block by default, and --set overrides its fields (its residual gain is 0.5)
     assert last["config"]["block"] == "signed" and last["config"]["signed_qk"] is True
-    assert last["config"]["signed_inputs"] is True and last["config"]["tas_residual_gain"] == 0.5
+    assert last["config"]["signed_inputs"] is True and last["config"]["tas_residual_gain"] == 0.25
+    assert last["config"]["tas_mode"] == "deterministic" and last["config"]["aeg_weight"] == 0.3
     assert {"val_loss", "spike_rate", "energy_per_token_j", "train_tokens_per_s", "params"} <= set(
         last["spiking"]
     )
