@@ -113,6 +113,20 @@ def _sweep(url: str, quick: bool) -> tuple[dict, int]:
     return out, errors
 
 
+def _retry(deploy, attempts: int = 4, wait_s: float = 3.0):
+    """``deploy()``, again after ``wait_s`` when Serve refuses it: the controller keeps the deleted
+    ingress's port quarantined and draining for about 3 s, and a redeploy inside that window fails with
+    ``NoAvailablePortError`` (seen as a ``RuntimeError`` naming the Ingress deployment)."""
+    for attempt in range(attempts):
+        try:
+            return deploy()
+        except RuntimeError as err:
+            if attempt == attempts - 1 or "Ingress" not in str(err):
+                raise
+            print(f"redeploy refused ({err}); retrying in {wait_s:.0f} s", file=sys.stderr)
+            time.sleep(wait_s)
+
+
 def _running(app: str = "evospikenet", dep: str = "Sentiment") -> int:
     from ray import serve
 
@@ -205,8 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"batched: {batched}", file=sys.stderr)
         if not args.via_proxy:  # the ingress replica owns the port: stop it before its successor starts
             serve.delete("evospikenet")
-        serve.run(build_app(paths, port=args.port, batched=False, sentiment_replicas=replicas, ui=False),
-                  name="evospikenet", route_prefix="/")  # fmt: skip
+        app = build_app(paths, port=args.port, batched=False, sentiment_replicas=replicas, ui=False)
+        _retry(lambda: serve.run(app, name="evospikenet", route_prefix="/"))
         unbatched, e2 = _sweep(url, args.quick)
         print(f"unbatched: {unbatched}", file=sys.stderr)
         kill = _replica_kill(url, replicas)
