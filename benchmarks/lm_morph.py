@@ -137,6 +137,9 @@ def main(argv=None) -> dict:
     p.add_argument("--eval-windows", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--log-every", type=int, default=0, help="log the training loss every N steps (0: 10 times)"
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     tok = load_tokenizer("byte")

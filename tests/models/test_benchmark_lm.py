@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,21 @@ def test_only_one_model_and_bad_overrides(lm_bench, capsys):
         lm_bench.main([*TINY, "--set", "signed_inputs"])
     with pytest.raises(SystemExit, match="no_such_field"):
         lm_bench.main([*TINY, "--set", "no_such_field=1"])
+
+
+def test_the_float_morph_runs_through_the_shared_loop(lm_bench, capsys, monkeypatch):
+    """``benchmarks/lm_morph.py`` trains with ``lm.py``'s loop, so a new option there must reach it too (the
+    loop's ``log_every`` once broke it)."""
+    monkeypatch.setitem(sys.modules, "lm", lm_bench)  # the morph imports the benchmark as ``lm``
+    spec = importlib.util.spec_from_file_location("bench_lm_morph", ROOT / "benchmarks" / "lm_morph.py")
+    morph = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(morph)
+    tiny = ["--steps", "2", "--context", "16", "--batch-size", "2", "--eval-windows", "2"]
+    plain = morph.main(tiny)
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last == plain and last["switches"] == [] and last["steps"] == 2
+    switched = morph.main([*tiny, "--switch", "mlp_ln", "--switch", "in_relu"])
+    assert switched["switches"] == ["in_relu", "mlp_ln"]
+    assert switched["val_loss"] != plain["val_loss"]  # the switches change the model
+    with pytest.raises(SystemExit):
+        morph.main([*tiny, "--switch", "no_such_switch"])
