@@ -56,15 +56,27 @@ def _loss(model, ids, spiking: bool):
     return model(ids, ids)[1], None
 
 
-def train(model, train_ids, args, spiking: bool, seed: int) -> float:
+def train(model, train_ids, args, spiking: bool, seed: int, val_ids=None) -> float:
+    """Train ``model``; with ``args.eval_every`` and ``val_ids``, log the validation loss on the first
+    ``args.eval_windows_mid`` windows every that many steps (the curve behind the final figure).
+    Returns the training tokens per second (the mid-run evaluations excluded)."""
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.95))
     model.train()
     t0 = time.perf_counter()
     from tqdm.auto import tqdm
 
-    bar = tqdm(range(args.steps), desc="spiking" if spiking else "float", mininterval=5, file=sys.stderr)
+    name = "spiking" if spiking else "float"
+    every, paused = getattr(args, "eval_every", 0), 0.0
+    bar = tqdm(range(args.steps), desc=name, mininterval=5, file=sys.stderr)
     for step in bar:
+        if every and val_ids is not None and step and step % every == 0:
+            t_eval = time.perf_counter()
+            mid = argparse.Namespace(context=args.context, eval_windows=args.eval_windows_mid)
+            res = evaluate(model, val_ids, mid, spiking)
+            model.train()
+            bar.write(f"[{name}] step {step} val_loss {res['val_loss']:.4f}", file=sys.stderr)
+            paused += time.perf_counter() - t_eval
         for g in opt.param_groups:
             g["lr"] = _lr(step, args.steps, args.lr, args.warmup)
         ids = random_batches(train_ids, args.batch_size, args.context, gen)
@@ -76,11 +88,8 @@ def train(model, train_ids, args, spiking: bool, seed: int) -> float:
         if step % max(1, args.log_every or args.steps // 10) == 0 or step == args.steps - 1:
             # The spiking loss holds the AEG penalty too: log the rate beside it.
             extra = f" rate {out.spike_rate.item():.3f}" if out is not None else ""
-            bar.write(
-                f"[{'spiking' if spiking else 'float'}] step {step} loss {loss.item():.4f}{extra}",
-                file=sys.stderr,
-            )
-    return args.steps * args.batch_size * args.context / (time.perf_counter() - t0)
+            bar.write(f"[{name}] step {step} loss {loss.item():.4f}{extra}", file=sys.stderr)
+    return args.steps * args.batch_size * args.context / (time.perf_counter() - t0 - paused)
 
 
 @torch.no_grad()
@@ -154,6 +163,15 @@ def main(argv=None) -> dict:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--warmup", type=int, default=30)
     p.add_argument("--eval-windows", type=int, default=None)
+    p.add_argument(
+        "--eval-every",
+        type=int,
+        default=0,
+        help="also log the validation loss every N training steps (0: only at the end)",
+    )
+    p.add_argument(
+        "--eval-windows-mid", type=int, default=200, help="validation windows of each --eval-every check"
+    )
     p.add_argument("--sample-tokens", type=int, default=200)
     p.add_argument(
         "--log-every", type=int, default=0, help="log the training loss every N steps (0: 10 times)"
@@ -259,7 +277,7 @@ def main(argv=None) -> dict:
         if args.only not in (None, name):
             continue
         torch.manual_seed(args.seed)
-        tps = train(model, train_ids, args, spiking, args.seed)
+        tps = train(model, train_ids, args, spiking, args.seed, val_ids)
         res = evaluate(model, val_ids, args, spiking)
         res["train_tokens_per_s"] = tps
         res["params"] = float(sum(p.numel() for p in model.parameters()))

@@ -49,6 +49,16 @@ def test_both_models_and_the_ratio_on_the_last_line(lm_bench, capsys):
     assert last["ratio_val_loss"] == pytest.approx(last["spiking"]["val_loss"] / last["float"]["val_loss"])
 
 
+def test_the_validation_curve_does_not_change_training(lm_bench, capsys):
+    """``--eval-every`` logs mid-run validation losses without touching the training run's result."""
+    plain = lm_bench.main([*TINY, "--only", "spiking"])
+    capsys.readouterr()
+    curve = lm_bench.main([*TINY, "--only", "spiking", "--eval-every", "1", "--eval-windows-mid", "1"])
+    logged = [ln for ln in capsys.readouterr().err.splitlines() if "val_loss" in ln]
+    assert [ln.split()[2] for ln in logged] == ["1", "2"]  # steps 1 and 2 of 0..2
+    assert curve["spiking"]["val_loss"] == plain["spiking"]["val_loss"]
+
+
 def test_only_one_model_and_bad_overrides(lm_bench, capsys):
     res = lm_bench.main([*TINY, "--only", "float", "--block", "binary"])
     assert set(res) == {"config", "float"}
