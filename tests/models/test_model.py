@@ -322,3 +322,14 @@ def test_tas_spikes_enter_the_residual_stream_through_their_gain(tiny_config):
     assert s1[0].spikes.item() == s2[0].spikes.item()
     with pytest.raises(ValueError, match="tas_residual_gain"):
         tiny_config(tas_residual_gain=0.0)
+
+
+def test_configs_saved_before_the_window_bound_keep_the_unbounded_window(tmp_path, tiny_config):
+    old = tiny_config().to_dict()
+    old.pop("tas_tau_bound")
+    loaded = SpikingEvoSpikeNetConfig.from_dict(old)
+    assert loaded.tas_tau_bound == 0.0 and SpikingEvoSpikeNetForCausalLM(loaded).spiking.tas.tau_bound == 0.0
+    assert SpikingEvoSpikeNetConfig.from_dict(tiny_config().to_dict()).tas_tau_bound == 4.0
+    assert SpikingEvoSpikeNetConfig().tas_tau_bound == 4.0  # new models get the bound
+    with pytest.raises(ValueError, match="tas_tau_bound"):
+        tiny_config(tas_tau_bound=1.0)

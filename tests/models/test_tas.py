@@ -49,3 +49,45 @@ def test_signed_spikes_and_straight_through_gradient():
     s.abs().sum().backward()
     assert e.grad is not None and e.grad.abs().sum() > 0
     assert enc.raw_alpha.grad is not None and enc.beta.grad is not None and enc.tau_proj.bias.grad is not None
+
+
+def _push_window_down(enc: TASEncoder, e: torch.Tensor) -> None:
+    """Set the window predictor as Adam drove it in the knock-back: every token's window as short as it goes."""
+    with torch.no_grad():
+        enc.tau_proj.weight.copy_(-50.0 * e.mean(dim=(0, 1)).sign()[None])
+        enc.tau_proj.bias.fill_(-50.0)
+
+
+def test_the_bounded_window_stays_in_range_and_starts_at_tau_init():
+    torch.manual_seed(0)
+    e = torch.randn(2, 5, 16)
+    enc = TASEncoder(16, 2.0, 3.0, 1.5, tau_bound=4.0)
+    assert torch.allclose(enc.params(e).tau_window, torch.full((2, 5, 1), 1.5))  # zero predictor: tau_init
+    for sign in (-1.0, 1.0):
+        with torch.no_grad():
+            enc.tau_proj.bias.fill_(50.0 * sign)
+        tau = enc.params(e).tau_window
+        assert torch.allclose(tau, torch.full_like(tau, 1.5 * 4.0**sign), rtol=1e-4)
+
+
+def test_the_bound_keeps_the_gradient_finite_where_the_first_design_explodes():
+    """The first design's window reaches 1e-3 and ``dp/dtau ~ 1/tau^2`` sends the gradient to ~1e6 and
+    beyond; the bounded window (at least tau_init / 4) keeps it of order one."""
+    torch.manual_seed(0)
+    e = (0.01 * torch.randn(2, 5, 16)).requires_grad_()  # small embeddings sit on the sigmoid's slope
+    norms = {}
+    for bound in (0.0, 4.0):
+        enc = TASEncoder(16, 2.0, 3.0, 1.0, tau_bound=bound)
+        _push_window_down(enc, e.detach())
+        e.grad = None
+        _, p = enc(e, 4, stochastic=False)
+        p.sum().backward()
+        norms[bound] = e.grad.norm().item()
+    assert norms[0.0] > 1e3 and norms[4.0] < 10.0
+
+
+def test_bad_bound_is_refused():
+    import pytest
+
+    with pytest.raises(ValueError, match="tau_bound"):
+        TASEncoder(16, 2.0, 3.0, 1.0, tau_bound=0.5)

@@ -20,6 +20,10 @@ FIRST_DESIGN = {
     "embed_init_std": 1.0,
     "embed_scale": 1.0,
 }
+# Fields added later, with the values that keep older checkpoints' behaviour when a saved config lacks them.
+LATER_FIELDS = {
+    "tas_tau_bound": 0.0,  # the TAS window was unbounded (softplus + 1e-3) before the bound existed
+}
 
 
 def _pos_int(name: str, value) -> None:
@@ -62,7 +66,8 @@ class SpikingEvoSpikeNetConfig(PretrainedConfig):
     tas_mode: str = "auto"  # "auto": Bernoulli in training, deterministic in eval; or force either
     tas_alpha_init: float = 2.0  # initial TAS gain alpha (> 0, kept positive by softplus)
     tas_beta_init: float = 3.0  # initial TAS offset beta (higher: sparser input spikes)
-    tas_tau_init: float = 1.0  # initial TAS window tau_window (> 0, predicted per token via softplus)
+    tas_tau_init: float = 1.0  # initial TAS window tau_window (> 0, predicted per token)
+    tas_tau_bound: float = 4.0  # the window stays in [tau_init / b, tau_init * b]; 0: unbounded (first design)
     attn_tau_init: float = 2.0  # initial temporal-coincidence constant tau (steps) of each head
     attn_gain: float = 8.0  # fixed factor g of the score gain: lambda = g * (learned scale, init 1)
     attn_center: bool = True  # score (q - m_q) . k, the query's deviation from its mean rate
@@ -94,10 +99,12 @@ class SpikingEvoSpikeNetConfig(PretrainedConfig):
     @classmethod
     def from_dict(cls, config_dict: dict, **kwargs):
         """Configs saved before ``embed_scale`` existed load with the values of the first block design
-        (LayerNorm on the attention output, unit score and embedding factors), so old checkpoints keep their
-        behaviour."""
+        (LayerNorm on the attention output, unit score and embedding factors), and saved configs without a
+        field of ``LATER_FIELDS`` take its old value, so old checkpoints keep their behaviour."""
         if "model_type" in config_dict and "embed_scale" not in config_dict:
             config_dict = {**FIRST_DESIGN, **config_dict}
+        if "model_type" in config_dict:
+            config_dict = {**LATER_FIELDS, **config_dict}
         return super().from_dict(config_dict, **kwargs)
 
     def __post_init__(self, **kwargs):
@@ -148,6 +155,10 @@ class SpikingEvoSpikeNetConfig(PretrainedConfig):
             "layer_norm_eps",
         ):
             _pos_float(name, getattr(self, name))
+        if self.tas_tau_bound != 0 and not self.tas_tau_bound > 1:
+            raise ValueError(
+                f"tas_tau_bound must be 0 (unbounded window) or > 1, got {self.tas_tau_bound!r}"
+            )
         if self.aeg_weight < 0 or self.aeg_target_rate < 0:
             raise ValueError(
                 f"aeg_weight and aeg_target_rate must be >= 0, "

@@ -141,7 +141,7 @@ class SpikingEvoSpikeNetModel(SpikingEvoSpikeNetPreTrainedModel):
         c = config
         self.tok_emb = nn.Embedding(c.vocab_size, c.d_model)
         self.pos_emb = nn.Embedding(c.context_length, c.d_model)
-        self.tas = TASEncoder(c.d_model, c.tas_alpha_init, c.tas_beta_init, c.tas_tau_init)
+        self.tas = TASEncoder(c.d_model, c.tas_alpha_init, c.tas_beta_init, c.tas_tau_init, c.tas_tau_bound)
         self.tas.tau_proj._evo_skip_init = True
         self.blocks = nn.ModuleList(SpikingBlock(c, i) for i in range(c.n_layers))
         self.ln_out = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps)

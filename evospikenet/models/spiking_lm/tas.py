@@ -6,11 +6,16 @@ offset (taken literally, ``sigmoid(alpha |e_i| / tau)`` never falls below one ha
 .. math::
 
     p_{i,d} = \sigma\!\left(\alpha \frac{|e_{i,d}|}{\tau_{window,i}} - \beta\right), \qquad
-    \tau_{window,i} = \mathrm{softplus}(w_\tau^\top e_i + b_\tau) + \epsilon, \qquad
+    \tau_{window,i} = \tau_0\, b^{\tanh(w_\tau^\top e_i / \sqrt{D} + b_\tau)}, \qquad
     \alpha = \mathrm{softplus}(a)
 
 so ``alpha > 0`` and the density rises with ``|e_{i,d}|``; a token with a short window ``tau_window,i`` (a
-salient token, as the model learns it) fires more densely. Over ``T`` steps:
+salient token, as the model learns it) fires more densely. The window stays within ``[tau_0 / b, tau_0 b]``
+(``b`` = ``tas_tau_bound``, 4 by default; ``tau_0`` = ``tas_tau_init``). The first design,
+``tau = softplus(w^T e + b_tau) + 1e-3`` (``tas_tau_bound = 0``, what configs saved before the bound load
+with), let Adam drive a token's window towards 1e-3 within a few dozen steps: ``dp/dtau`` grows as
+``1/tau^2``, and the gradient norm reached 1e10-1e12, which the clipping turned into steps that undid
+training (docs/spiking_lm.md). Over ``T`` steps:
 
 * stochastic (training): ``b_{t,i,d} ~ Bernoulli(p_{i,d})`` with the straight-through gradient
   ``b + p - sg(p)``;
@@ -77,18 +82,31 @@ def tas_encode(
 class TASEncoder(nn.Module):
     """Thin shell holding ``alpha``, ``beta`` and the ``tau_window`` predictor."""
 
-    def __init__(self, d_model: int, alpha_init: float, beta_init: float, tau_init: float) -> None:
+    def __init__(
+        self, d_model: int, alpha_init: float, beta_init: float, tau_init: float, tau_bound: float = 0.0
+    ) -> None:
         super().__init__()
+        if tau_bound != 0.0 and not tau_bound > 1.0:
+            raise ValueError(f"tau_bound must be 0 (unbounded, the first design) or > 1, got {tau_bound!r}")
         # softplus^{-1}(x) = log(expm1(x))
         self.raw_alpha = nn.Parameter(torch.tensor(math.log(math.expm1(float(alpha_init)))))
         self.beta = nn.Parameter(torch.full((d_model,), float(beta_init)))
         self.tau_proj = nn.Linear(d_model, 1)
+        self.tau_init, self.tau_bound = float(tau_init), float(tau_bound)
+        self._in_scale = d_model**-0.5
         nn.init.zeros_(self.tau_proj.weight)
-        nn.init.constant_(self.tau_proj.bias, math.log(math.expm1(float(tau_init) - _EPS)))
+        if self.tau_bound:  # tanh(0) = 0: tau starts at tau_init
+            nn.init.zeros_(self.tau_proj.bias)
+        else:
+            nn.init.constant_(self.tau_proj.bias, math.log(math.expm1(float(tau_init) - _EPS)))
 
     def params(self, e: torch.Tensor) -> TASParams:
         """Learned quantities for embeddings ``e`` (B, L, D)."""
-        tau = F.softplus(self.tau_proj(e)) + _EPS  # (B, L, 1)
+        if self.tau_bound:  # tau_0 b^tanh(z) in [tau_0 / b, tau_0 b]: (B, L, 1)
+            z = torch.tanh(self.tau_proj(e * self._in_scale))
+            tau = self.tau_init * torch.exp(math.log(self.tau_bound) * z)
+        else:  # the first design: unbounded below but for 1e-3
+            tau = F.softplus(self.tau_proj(e)) + _EPS  # (B, L, 1)
         return TASParams(F.softplus(self.raw_alpha), self.beta, tau)
 
     def forward(
