@@ -67,7 +67,9 @@ class SpikingEvoSpikeNetConfig(PretrainedConfig):
     tas_alpha_init: float = 2.0  # initial TAS gain alpha (> 0, kept positive by softplus)
     tas_beta_init: float = 3.0  # initial TAS offset beta (higher: sparser input spikes)
     tas_tau_init: float = 1.0  # initial TAS window tau_window (> 0, predicted per token)
-    tas_tau_bound: float = 4.0  # the window stays in [tau_init / b, tau_init * b]; 0: unbounded (first design)
+    tas_tau_bound: float = (
+        4.0  # the window stays in [tau_init / b, tau_init * b]; 0: unbounded (first design)
+    )
     attn_tau_init: float = 2.0  # initial temporal-coincidence constant tau (steps) of each head
     attn_gain: float = 8.0  # fixed factor g of the score gain: lambda = g * (learned scale, init 1)
     attn_center: bool = True  # score (q - m_q) . k, the query's deviation from its mean rate
@@ -156,9 +158,7 @@ class SpikingEvoSpikeNetConfig(PretrainedConfig):
         ):
             _pos_float(name, getattr(self, name))
         if self.tas_tau_bound != 0 and not self.tas_tau_bound > 1:
-            raise ValueError(
-                f"tas_tau_bound must be 0 (unbounded window) or > 1, got {self.tas_tau_bound!r}"
-            )
+            raise ValueError(f"tas_tau_bound must be 0 (unbounded window) or > 1, got {self.tas_tau_bound!r}")
         if self.aeg_weight < 0 or self.aeg_target_rate < 0:
             raise ValueError(
                 f"aeg_weight and aeg_target_rate must be >= 0, "
