@@ -67,9 +67,7 @@ class SpikingEvoSpikeNetConfig(PretrainedConfig):
     tas_alpha_init: float = 2.0  # initial TAS gain alpha (> 0, kept positive by softplus)
     tas_beta_init: float = 3.0  # initial TAS offset beta (higher: sparser input spikes)
     tas_tau_init: float = 1.0  # initial TAS window tau_window (> 0, predicted per token)
-    tas_tau_bound: float = (
-        4.0  # the window stays in [tau_init / b, tau_init * b]; 0: unbounded (first design)
-    )
+    tas_tau_bound: float = 4.0  # TAS window kept in [tau_init/b, tau_init*b]; 0: unbounded (first design)
     attn_tau_init: float = 2.0  # initial temporal-coincidence constant tau (steps) of each head
     attn_gain: float = 8.0  # fixed factor g of the score gain: lambda = g * (learned scale, init 1)
     attn_center: bool = True  # score (q - m_q) . k, the query's deviation from its mean rate
