@@ -158,7 +158,12 @@ def main(argv=None) -> dict:
     p.add_argument("--n-heads", type=int, default=4)
     p.add_argument("--time-steps", type=int, default=4)
     p.add_argument("--context", type=int, default=None, help="default 64 (--quick) or 128")
-    p.add_argument("--steps", type=int, default=None, help="default 160 (--quick) or 2000")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="default 160 (--quick) or 4000 (the full run: about an hour on one core here)",
+    )
     p.add_argument("--batch-size", type=int, default=None, help="default 10 (--quick) or 16")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--warmup", type=int, default=30)
@@ -225,7 +230,7 @@ def main(argv=None) -> dict:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--save", default=None, help="directory to save the trained spiking model and tokenizer")
     args = p.parse_args(argv)
-    args.steps = args.steps or (160 if args.quick else 2000)
+    args.steps = args.steps or (160 if args.quick else 4000)
     args.context = args.context or (64 if args.quick else 128)
     args.batch_size = args.batch_size or (10 if args.quick else 16)
     args.eval_windows = args.eval_windows or (64 if args.quick else 10**9)
