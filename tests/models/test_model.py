@@ -333,3 +333,21 @@ def test_configs_saved_before_the_window_bound_keep_the_unbounded_window(tmp_pat
     assert SpikingEvoSpikeNetConfig().tas_tau_bound == 4.0  # new models get the bound
     with pytest.raises(ValueError, match="tas_tau_bound"):
         tiny_config(tas_tau_bound=1.0)
+
+
+def test_resid_dropout_drops_whole_tokens_in_training_and_nothing_in_eval(tiny_config):
+    torch.manual_seed(0)
+    ref = SpikingEvoSpikeNetForCausalLM(tiny_config()).eval()
+    drop = SpikingEvoSpikeNetForCausalLM(tiny_config(resid_dropout=0.25)).eval()
+    drop.load_state_dict(ref.state_dict())
+    ids = torch.randint(0, 257, (2, 12))
+    with torch.no_grad():
+        assert torch.equal(ref(ids).logits, drop(ids).logits)  # evaluation is unchanged
+    block = drop.spiking.blocks[0].train()
+    current = torch.ones(4, 8, 12, 32)  # (T, B, L, D)
+    out = block._drop(current)
+    assert torch.allclose(out.unique(), torch.tensor([0.0, 1.0 / 0.75]))  # inverted dropout
+    assert torch.equal(out, out[:1].expand_as(out))  # one mask for all T steps of a token
+    assert abs((out == 0).float().mean().item() - 0.25) < 0.03
+    with pytest.raises(ValueError, match="resid_dropout"):
+        tiny_config(resid_dropout=1.0)

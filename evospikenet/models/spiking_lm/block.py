@@ -11,6 +11,9 @@ One block, with ``u`` the residual membrane stream (T, B, L, D) and every LIF a 
 
     h = \mathrm{LIF}(\mathrm{LN}(u)), \quad z = \mathrm{LIF}(\mathrm{LN}(W_1 h)), \quad u \leftarrow u + W_2 z
 
+With ``resid_dropout`` p > 0, training drops each element of the branch currents ``W_o a`` and ``W_2 z`` with
+probability p (one mask for the T steps of a token) and scales the rest by 1/(1-p); evaluation is unchanged.
+
 Signed populations (``signed_inputs`` for ``x`` and ``h``, ``signed_qk`` for ``q`` and ``k``; off by default):
 each channel is an ON/OFF pair of LIF neurons driven by ``+y`` and ``-y``, and the synapses read
 ``s = LIF(y) - LIF(-y) \in \{-1, 0, 1\}`` (an excitatory or an inhibitory event, still accumulate-only:
@@ -176,11 +179,21 @@ class SpikingBlock(nn.Module):
         self.w_1 = SpikeLinear(d, hidden, bias=False)
         self.ln_hidden, self.lif_hidden = ln(hidden), lif()
         self.w_2 = SpikeLinear(hidden, d, bias=False)
+        self.resid_dropout = float(c.resid_dropout)
         self.meta_stdp = (
             MetaSTDP(d, c.meta_stdp_tau_init, c.meta_stdp_eta, c.meta_stdp_tau_range, c.initializer_range)
             if c.meta_stdp
             else None
         )
+
+    def _drop(self, current: torch.Tensor) -> torch.Tensor:
+        """Inverted dropout of a branch current (T, B, L, D) in training, one mask for all T steps: a dropped
+        synapse output stays silent for the whole token rather than flickering from step to step."""
+        p = self.resid_dropout
+        if not self.training or p == 0.0:
+            return current
+        keep = torch.empty_like(current[:1]).bernoulli_(1.0 - p)  # (1, B, L, D)
+        return current * keep / (1.0 - p)
 
     def forward(
         self,
@@ -245,12 +258,12 @@ class SpikingBlock(nn.Module):
         else:  # the mixture of value spikes drives the population directly (one multiply per element)
             a, _ = self.lif_attn(self.attn_out_gain * o)
             stats.append(_stats(f"{n}.attn_out", a, D, o.numel()))
-        u = u + self.w_o(a)
+        u = u + self._drop(self.w_o(a))
         if self.meta_stdp is not None:
             u = u + self.meta_stdp(x)
         h, h_raw = _fire(self.lif_mlp, u, self.ln_mlp, self.signed_inputs)
         stats.append(_stats(f"{n}.mlp_in", h_raw, self.w_1.out_features, ln_macs))
         z, _ = self.lif_hidden(self.w_1(h), norm=self.ln_hidden)
         stats.append(_stats(f"{n}.mlp_hidden", z, D, LN_MACS_PER_ELEMENT * z.numel()))
-        u = u + self.w_2(z)
+        u = u + self._drop(self.w_2(z))
         return u, stats, attn

@@ -89,6 +89,7 @@ class SpikingEvoSpikeNetConfig(PretrainedConfig):
     meta_stdp_eta: float = 0.5  # meta-plasticity rate: tau_plus <- tau_plus + eta (R - R_baseline)
     meta_stdp_tau_range: tuple = (1.0, 64.0)  # clamp range of tau_plus (tokens)
     classifier_dropout: float = 0.0  # dropout before the sequence-classification head
+    resid_dropout: float = 0.0  # training: dropout of the branch currents W_o a, W_2 z (one mask per token)
     classifier_pooling: str = "last"  # classification input: "last" real token, or "mean" over real tokens
     initializer_range: float = 0.02  # std of the Linear weights
     bos_token_id: int | None = 256  # beginning-of-sequence id (byte-level default: <|endoftext|>)
@@ -155,6 +156,9 @@ class SpikingEvoSpikeNetConfig(PretrainedConfig):
             "layer_norm_eps",
         ):
             _pos_float(name, getattr(self, name))
+        for name in ("classifier_dropout", "resid_dropout"):
+            if not (0.0 <= getattr(self, name) < 1.0):
+                raise ValueError(f"{name} must lie in [0, 1), got {getattr(self, name)!r}")
         if self.tas_tau_bound != 0 and not self.tas_tau_bound > 1:
             raise ValueError(f"tas_tau_bound must be 0 (unbounded window) or > 1, got {self.tas_tau_bound!r}")
         if self.aeg_weight < 0 or self.aeg_target_rate < 0:
