@@ -137,16 +137,18 @@ class DistillSequenceClassificationModule(SequenceClassificationModule):
             out.logits, teacher.to(out.logits.dtype), inputs.get("labels"), self.distill_params
         )
         cfg = self.model.config
-        if getattr(cfg, "aeg_weight", 0) > 0 and out.spike_rate is not None:
-            loss = loss + cfg.aeg_weight * torch.relu(out.spike_rate - cfg.aeg_target_rate)
+        rate = getattr(out, "spike_rate", None)  # None for a float student (a registered gpt2, say)
+        if getattr(cfg, "aeg_weight", 0) > 0 and rate is not None:
+            loss = loss + cfg.aeg_weight * torch.relu(rate - cfg.aeg_target_rate)
         out.loss = loss
         bs = inputs["input_ids"].shape[0]
         acc = (out.logits.argmax(-1) == inputs["labels"]).float().mean()
         self.log("train_loss", loss, prog_bar=True, batch_size=bs)
         self.log("train_acc", acc, prog_bar=True, batch_size=bs)
-        if out.spike_stats is not None:
-            self.log("train_spike_rate", float(out.spike_stats.mean_rate().detach()), batch_size=bs)
-            self._last_stats = out.spike_stats
+        stats = getattr(out, "spike_stats", None)
+        if stats is not None:
+            self.log("train_spike_rate", float(stats.mean_rate().detach()), batch_size=bs)
+            self._last_stats = stats
         return out
 
 

@@ -103,6 +103,26 @@ def test_module_uses_distillation_loss():
     assert torch.allclose(val.loss, torch.nn.functional.cross_entropy(val.logits, batch["labels"]))
 
 
+def test_module_distils_a_float_student():
+    """A registered float student (gpt2: no spike_stats on its output) trains through the same loss."""
+    from training.distill import DistillSequenceClassificationModule
+
+    torch.manual_seed(0)
+    cfg = {"vocab_size": 257, "n_embd": 16, "n_layer": 1, "n_head": 2, "n_positions": 16, "pad_token_id": 0}
+    m = DistillSequenceClassificationModule(model="gpt2", model_config=cfg, temperature=2.0, alpha=0.5)
+    m.log = lambda *a, **k: None
+    batch = {
+        "input_ids": torch.randint(1, 257, (4, 8)),
+        "attention_mask": torch.ones(4, 8, dtype=torch.long),
+        "labels": torch.tensor([0, 1, 1, 0]),
+        "teacher_logits": torch.randn(4, 2),
+    }
+    out = m._step(batch, "train")
+    want = distillation_loss(out.logits, batch["teacher_logits"], batch["labels"], DistillParams(2.0, 0.5))
+    assert torch.allclose(out.loss, want)
+    assert getattr(m, "_last_stats", None) is None  # nothing spiked, nothing recorded
+
+
 def test_module_fit_two_steps(tmp_path):
     import lightning.pytorch as pl
     from torch.utils.data import DataLoader
