@@ -16,8 +16,10 @@ token lengths ``L``, as dense MACs (12 layers, d = 768, FFN 3072):
     \mathrm{MACs}(L) = 12\,(4 d^2 L + 2 \cdot 4 d^2 L + 2 L^2 d) + d^2 + 2d
 
 (Q, K, V, O projections, the FFN, ``QK^T`` and ``AV``, pooler and head: about 85 M MACs per token, the
-usual ~110 M-parameter model less its embedding tables). A model without spikes reports ``null`` for
-``spike_rate`` and ``energy_per_sentence_j``.
+usual ~110 M-parameter model less its embedding tables). A float model scored here (the teacher, a BERT
+config; the student's float twin, a GPT-2 config) is counted the same way from its own sizes
+(``dense_macs``: causal attention counts the ``L (L + 1) / 2`` pairs it needs, GPT-2 has no pooler) and
+reports ``null`` for ``spike_rate``; a model of any other kind reports ``null`` for the energy too.
 
 ``add_arguments(parser)`` and ``run(args) -> dict`` plug into the ``evospikenet-eval`` registry; ``main``
 runs this subcommand alone (``python -m training.eval_sst2 ...``).
@@ -33,17 +35,53 @@ import torch
 
 from evospikenet.energy import HOROWITZ_45NM, EnergyModel
 
-__all__ = ["add_arguments", "run", "main", "evaluate_sst2", "bert_base_macs", "binary_f1"]
+__all__ = [
+    "add_arguments",
+    "run",
+    "main",
+    "evaluate_sst2",
+    "bert_base_macs",
+    "transformer_macs",
+    "dense_macs",
+    "binary_f1",
+]
 
 BERT_BASE = {"layers": 12, "d": 768, "ffn": 3072}  # BERT-base (110 M parameters)
 
 
-def bert_base_macs(length: int, layers: int = 12, d: int = 768, ffn: int = 3072) -> int:
-    """Dense MACs of one BERT-base forward pass over ``length`` tokens (see the module docstring)."""
+def transformer_macs(
+    length: int, layers: int, d: int, ffn: int, causal: bool = False, pooler: bool = True, n_labels: int = 2
+) -> int:
+    """Dense MACs of a Transformer classifier over ``length`` tokens: per layer ``4 d^2 L + 2 d ffn L`` and
+    ``2 d P`` for ``QK^T`` and ``AV`` over ``P = L^2`` token pairs (``L (L + 1) / 2`` when ``causal``); then
+    the pooler ``d^2`` (BERT) and the head ``n_labels d`` on one token."""
     if not isinstance(length, int) or length < 1:
         raise ValueError(f"length must be a positive integer, got {length!r}")
-    per_layer = 4 * d * d * length + 2 * d * ffn * length + 2 * length * length * d
-    return layers * per_layer + d * d + 2 * d
+    pairs = length * (length + 1) // 2 if causal else length * length
+    per_layer = 4 * d * d * length + 2 * d * ffn * length + 2 * pairs * d
+    return layers * per_layer + (d * d if pooler else 0) + n_labels * d
+
+
+def bert_base_macs(length: int, layers: int = 12, d: int = 768, ffn: int = 3072) -> int:
+    """Dense MACs of one BERT-base forward pass over ``length`` tokens (see the module docstring)."""
+    return transformer_macs(length, layers, d, ffn)
+
+
+def dense_macs(config, length: int) -> int | None:
+    """MACs of a float ``transformers`` classifier from its config: BERT-style (``num_hidden_layers``,
+    ``hidden_size``, ``intermediate_size``; bidirectional, pooler) or GPT-2 (``n_layer``, ``n_embd``,
+    ``n_inner`` or 4 ``n_embd``; causal, no pooler); ``None`` for any other config."""
+    n_labels = int(getattr(config, "num_labels", 2))
+    if getattr(config, "model_type", None) == "gpt2":
+        d = int(config.n_embd)
+        ffn = int(config.n_inner or 4 * d)
+        return transformer_macs(length, int(config.n_layer), d, ffn, True, False, n_labels)
+    if all(hasattr(config, k) for k in ("num_hidden_layers", "hidden_size", "intermediate_size")):
+        d = int(config.hidden_size)
+        return transformer_macs(
+            length, int(config.num_hidden_layers), d, int(config.intermediate_size), n_labels=n_labels
+        )
+    return None
 
 
 def binary_f1(pred: list[int], gold: list[int]) -> float:
@@ -96,12 +134,15 @@ def evaluate_sst2(
                 energy_j += energy.report(stats.op_counter()).compute_j
     n = len(texts)
     bert_j = sum(energy.compute_j(macs=bert_base_macs(len(x))) for x in ids) / n
+    counted = spiking or dense_macs(model.config, 1) is not None
+    if not spiking and counted:  # a float model: its own dense MACs at each sentence's length
+        energy_j = sum(energy.compute_j(macs=dense_macs(model.config, len(x))) for x in ids)
     return {
         "n": n,
         "accuracy": sum(int(p == y) for p, y in zip(pred, labels)) / n,
         "f1": binary_f1(pred, labels),
         "spike_rate": spikes / steps if spiking else None,
-        "energy_per_sentence_j": energy_j / n if spiking else None,
+        "energy_per_sentence_j": energy_j / n if counted else None,
         "bert_base_energy_per_sentence_j": bert_j,
     }
 

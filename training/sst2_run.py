@@ -1,4 +1,4 @@
-"""``make sst2``: teacher fine-tuning, soft labels, the two spiking students, and their dev scores.
+"""``make sst2``: teacher fine-tuning, soft labels, the two spiking students, their float twin, dev scores.
 
     python -m training.sst2_run [--teacher-steps 700] [--student-steps N] [--max-train-samples N]
 
@@ -8,8 +8,10 @@
    (the soft labels are computed once, inside the datamodule, into ``artifacts/sst2/soft_labels``);
 3. ``recipes/sst2/scratch.yaml``: the same student on hard labels only, random embeddings ->
    ``student_scratch`` (the control);
-4. score the teacher and both students on ``dev.tsv`` (``training.eval_sst2.evaluate_sst2``) and write
-   ``artifacts/sst2/results.json`` (the figures of ``docs/sst2.md``).
+4. ``recipes/sst2/float_twin.yaml``: the distilled student's float twin (a GPT-2 of the same sizes, the same
+   recipe) -> ``float_twin``: the ANN baseline of the same network, in accuracy and in MACs;
+5. score the teacher, both students and the twin on ``dev.tsv`` (``training.eval_sst2.evaluate_sst2``) and
+   write ``artifacts/sst2/results.json`` (the figures of ``docs/sst2.md``).
 
 A finished step is skipped on the next run (``--force`` retrains the students); each training run is an
 ``evospikenet-train`` subprocess, so ``--ckpt_path last`` semantics and logs are the CLI's own.
@@ -58,9 +60,9 @@ def _command(recipe: str, args) -> list[str]:
 
 
 def _train(name: str, recipe: str, args) -> float:
-    """Train one student (unless already exported); returns the seconds it took."""
-    if (OUT / f"student_{name}" / "config.json").is_file() and not args.force:
-        print(f"[sst2] student_{name} exists, not retrained (--force retrains)", flush=True)
+    """Train one model into ``OUT / name`` (unless already exported); returns the seconds it took."""
+    if (OUT / name / "config.json").is_file() and not args.force:
+        print(f"[sst2] {name} exists, not retrained (--force retrains)", flush=True)
         return 0.0
     cmd = _command(recipe, args)
     print("[sst2] " + " ".join(cmd), flush=True)
@@ -87,8 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-train-samples", type=int, default=None, help="cap on training phrases (all: None)")
     p.add_argument("--max-len", type=int, default=None, help="override the recipes' training max_len")
     p.add_argument("--accelerator", default=None, help="override the recipes' trainer.accelerator")
-    p.add_argument("--skip-scratch", action="store_true", help="train only the distilled student")
-    p.add_argument("--force", action="store_true", help="retrain the students even when exported")
+    p.add_argument("--skip-scratch", action="store_true", help="do not train the from-scratch control")
+    p.add_argument(
+        "--skip-float-twin", action="store_true", help="do not train the float twin (ANN baseline)"
+    )
+    p.add_argument(
+        "--force", action="store_true", help="retrain the students and the twin even when exported"
+    )
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -113,12 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     times["teacher_s"] = time.time() - t0
     print(f"[sst2] teacher dev accuracy {teacher['dev_accuracy']:.4f}", flush=True)
     results = {"teacher": {**teacher, **_score(OUT / "teacher", root / "dev.tsv")}}
-    runs = [("distilled", "recipes/sst2/distill.yaml")]
+    runs = [("student_distilled", "recipes/sst2/distill.yaml")]
     if not args.skip_scratch:
-        runs.append(("scratch", "recipes/sst2/scratch.yaml"))
+        runs.append(("student_scratch", "recipes/sst2/scratch.yaml"))
+    if not args.skip_float_twin:
+        runs.append(("float_twin", "recipes/sst2/float_twin.yaml"))
     for name, recipe in runs:
-        times[f"{name}_train_s"] = _train(name, recipe, args)
-        results[f"student_{name}"] = _score(OUT / f"student_{name}", root / "dev.tsv")
+        times[f"{name.removeprefix('student_')}_train_s"] = _train(name, recipe, args)
+        results[name] = _score(OUT / name, root / "dev.tsv")
     for r in results.values():
         if r.get("energy_per_sentence_j"):
             r["energy_ratio_to_bert_base"] = r["energy_per_sentence_j"] / r["bert_base_energy_per_sentence_j"]

@@ -9,7 +9,7 @@ from evospikenet.data.sst2 import read_sst2_tsv
 from evospikenet.distill import DistillParams, distillation_loss
 from evospikenet.energy import HOROWITZ_45NM
 from training import eval_sst2
-from training.eval_sst2 import bert_base_macs, binary_f1, evaluate_sst2
+from training.eval_sst2 import bert_base_macs, binary_f1, dense_macs, evaluate_sst2, transformer_macs
 
 KEYS = ["n", "accuracy", "f1", "spike_rate", "energy_per_sentence_j", "bert_base_energy_per_sentence_j"]
 
@@ -26,6 +26,35 @@ def test_bert_base_macs_closed_form():
     assert 84e6 < per_token < 86e6
     with pytest.raises(ValueError, match="length"):
         bert_base_macs(0)
+
+
+def test_dense_macs_of_float_classifiers():
+    from types import SimpleNamespace
+
+    from transformers import BertConfig, GPT2Config
+
+    # GPT-2: causal (L (L + 1) / 2 pairs), no pooler, head on the last token
+    g = GPT2Config(n_embd=16, n_layer=2, n_head=2, n_inner=None, num_labels=2)
+    L, d = 5, 16
+    assert dense_macs(g, L) == 2 * (4 * d * d * L + 2 * d * 4 * d * L + 2 * d * L * (L + 1) // 2) + 2 * d
+    # BERT: every pair, pooler: the BERT-base formula when the sizes are BERT-base's
+    b = BertConfig(num_hidden_layers=12, hidden_size=768, intermediate_size=3072, num_labels=2)
+    assert dense_macs(b, 7) == bert_base_macs(7) == transformer_macs(7, 12, 768, 3072)
+    assert dense_macs(SimpleNamespace(num_labels=2), 7) is None  # unknown kind: not counted
+
+
+def test_evaluate_counts_a_float_model_by_its_macs(byte_tok):
+    from transformers import GPT2Config, GPT2ForSequenceClassification
+
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=257, n_embd=16, n_layer=1, n_head=2, n_positions=32, pad_token_id=0)
+    model = GPT2ForSequenceClassification(cfg)
+    texts, labels = ["good", "bad movie", "a fine film"], [1, 0, 1]
+    r = evaluate_sst2(model, byte_tok, texts, labels)
+    lens = [len(byte_tok(t)["input_ids"]) for t in texts]
+    assert r["spike_rate"] is None
+    want = sum(HOROWITZ_45NM.compute_j(macs=dense_macs(cfg, n)) for n in lens) / 3
+    assert r["energy_per_sentence_j"] == pytest.approx(want)
 
 
 def test_binary_f1():
