@@ -13,7 +13,7 @@
 5. score the teacher, both students and the twin on ``dev.tsv`` (``training.eval_sst2.evaluate_sst2``) and
    write ``artifacts/sst2/results.json`` (the figures of ``docs/sst2.md``).
 
-A finished step is skipped on the next run (``--force`` retrains the students); each training run is an
+A finished step is skipped on the next run (``--force`` retrains the students and the twin); each training run is an
 ``evospikenet-train`` subprocess, so ``--ckpt_path last`` semantics and logs are the CLI's own.
 """
 

@@ -114,17 +114,22 @@ def _module(**kw):
     return DistillSequenceClassificationModule(model_config=cfg, **kw)
 
 
+def _batch() -> dict:
+    """Four texts of 8 tokens (no [PAD] id 0), labels and teacher logits."""
+    return {
+        "input_ids": torch.randint(1, 257, (4, 8)),
+        "attention_mask": torch.ones(4, 8, dtype=torch.long),
+        "labels": torch.tensor([0, 1, 1, 0]),
+        "teacher_logits": torch.randn(4, 2),
+    }
+
+
 def test_module_uses_distillation_loss():
     torch.manual_seed(0)
     m = _module(temperature=3.0, alpha=0.7)
     m.log = lambda *a, **k: None
     m.model.config.tas_mode = "deterministic"
-    batch = {
-        "input_ids": torch.randint(0, 257, (4, 8)),
-        "attention_mask": torch.ones(4, 8, dtype=torch.long),
-        "labels": torch.tensor([0, 1, 1, 0]),
-        "teacher_logits": torch.randn(4, 2),
-    }
+    batch = _batch()
     out = m._step(batch, "train")
     want = distillation_loss(out.logits, batch["teacher_logits"], batch["labels"], DistillParams(3.0, 0.7))
     assert torch.allclose(out.loss, want)
@@ -140,12 +145,7 @@ def test_module_distils_a_float_student():
     cfg = {"vocab_size": 257, "n_embd": 16, "n_layer": 1, "n_head": 2, "n_positions": 16, "pad_token_id": 0}
     m = DistillSequenceClassificationModule(model="gpt2", model_config=cfg, temperature=2.0, alpha=0.5)
     m.log = lambda *a, **k: None
-    batch = {
-        "input_ids": torch.randint(1, 257, (4, 8)),
-        "attention_mask": torch.ones(4, 8, dtype=torch.long),
-        "labels": torch.tensor([0, 1, 1, 0]),
-        "teacher_logits": torch.randn(4, 2),
-    }
+    batch = _batch()
     out = m._step(batch, "train")
     want = distillation_loss(out.logits, batch["teacher_logits"], batch["labels"], DistillParams(2.0, 0.5))
     assert torch.allclose(out.loss, want)
