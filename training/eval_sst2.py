@@ -46,8 +46,6 @@ __all__ = [
     "binary_f1",
 ]
 
-BERT_BASE = {"layers": 12, "d": 768, "ffn": 3072}  # BERT-base (110 M parameters)
-
 
 def transformer_macs(
     length: int, layers: int, d: int, ffn: int, causal: bool = False, pooler: bool = True, n_labels: int = 2
