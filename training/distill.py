@@ -80,6 +80,13 @@ class DistillSequenceClassificationModule(SequenceClassificationModule):
         init_blocks: BERT-style teacher directory (or "minilm") whose layers and embeddings initialise the
             student's blocks and embeddings (same width, heads and MLP size; excludes ``init_embeddings``).
         init_blocks_layers: the teacher layer for each student block (default: the first ``n_layers``).
+        feature_teacher: ``transformers`` encoder directory (or "minilm") whose per-token hidden states the
+            student's blocks learn to carry (``evospikenet.distill.hidden_state_loss``; the teacher runs on
+            every training batch, frozen, and is not saved with the student). The student reads the
+            teacher's token ids; its layers are the spiking LM's blocks or a float model's layers.
+        feature_layers: the teacher's hidden-state index for each student block (0: its embedding output;
+            default: ``default_layer_map``, evenly spaced and ending at its last layer).
+        feature_weight: weight ``beta`` of the feature term: ``L + beta L_feat``.
     """
 
     def __init__(
@@ -97,10 +104,14 @@ class DistillSequenceClassificationModule(SequenceClassificationModule):
         init_embeddings_kind: str = "input",
         init_blocks: str | None = None,
         init_blocks_layers: list[int] | None = None,
+        feature_teacher: str | None = None,
+        feature_layers: list[int] | None = None,
+        feature_weight: float = 1.0,
     ):
         super().__init__(model, model_config, lr, weight_decay, betas, warmup_steps, lr_schedule)
         check_probability("alpha", alpha)
         check_positive("temperature", temperature)
+        check_positive("feature_weight", feature_weight)
         if init_embeddings_kind not in EMBEDDING_KINDS:
             raise ValueError(
                 f"init_embeddings_kind must be one of {EMBEDDING_KINDS}, got {init_embeddings_kind!r}"
@@ -126,16 +137,30 @@ class DistillSequenceClassificationModule(SequenceClassificationModule):
             std = float(getattr(self.model.config, "embed_init_std", 1.0))
             with torch.no_grad():
                 emb.weight.copy_(project_embeddings(w, emb.weight.shape[1], std))
+        self._features = None
+        if feature_teacher:
+            from .distill_features import FeatureTeacher
+
+            self._features = FeatureTeacher(self, feature_teacher, feature_layers)
 
     def _step(self, batch: dict, stage: str):
         teacher = batch.get("teacher_logits")
         inputs = {k: v for k, v in batch.items() if k != "teacher_logits"}
         if teacher is None or stage != "train":
             return super()._step(inputs, stage)
-        out = self.model(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"))
+        feats = self._features
+        out = self.model(
+            input_ids=inputs["input_ids"],
+            attention_mask=inputs.get("attention_mask"),
+            **(feats.forward_kwargs if feats is not None else {}),
+        )
         loss = distillation_loss(
             out.logits, teacher.to(out.logits.dtype), inputs.get("labels"), self.distill_params
         )
+        if feats is not None:
+            feat = feats.loss(out, inputs["input_ids"], inputs.get("attention_mask"))
+            self.log("train_feature_loss", feat, batch_size=inputs["input_ids"].shape[0])
+            loss = loss + self.hparams.feature_weight * feat
         cfg = self.model.config
         rate = getattr(out, "spike_rate", None)  # None for a float student (a registered gpt2, say)
         if getattr(cfg, "aeg_weight", 0) > 0 and rate is not None:

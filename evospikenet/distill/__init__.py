@@ -1,7 +1,9 @@
-"""LLM data distillation: teachers, cached soft labels, synthetic data and the distillation loss."""
+"""LLM data distillation: teachers, cached soft labels, synthetic data, the distillation loss and
+the per-token hidden-state loss."""
 
 from .augment import AugmentConfig, augment_texts
 from .block_init import init_blocks_from_bert
+from .features import BlockTaps, default_layer_map, hidden_state_loss
 from .finetune import accuracy_of, finetune_classifier, project_embeddings
 from .loss import DistillParams, distillation_loss, soft_kl
 from .soft_labels import label_texts, load_soft_labels, soft_label_dir, texts_digest
@@ -29,5 +31,8 @@ __all__ = [
     "project_embeddings",
     "static_token_embeddings",
     "init_blocks_from_bert",
+    "BlockTaps",
+    "default_layer_map",
+    "hidden_state_loss",
     "accuracy_of",
 ]
