@@ -35,6 +35,12 @@ class FeatureTeacher:
                 f"model with num_hidden_layers ({type(module.model).__name__} has neither)"
             )
         encoder = AutoModel.from_pretrained(resolve_tokenizer_dir(teacher_dir)).eval().requires_grad_(False)
+        v_s, v_t = getattr(cfg, "vocab_size", None), getattr(encoder.config, "vocab_size", None)
+        if v_s != v_t:
+            raise ValueError(
+                f"feature_teacher reads the student's token ids, so the vocabularies must agree: student "
+                f"vocab_size {v_s}, teacher {v_t}; give the student the teacher's tokenizer"
+            )
         n_teacher = int(encoder.config.num_hidden_layers)
         layers = list(layers) if layers is not None else default_layer_map(n_student, n_teacher)
         if len(layers) != n_student or not all(0 <= m <= n_teacher for m in layers):

@@ -121,10 +121,16 @@ def test_module_adds_the_weighted_feature_term(tmp_path):
 
 
 def test_module_refuses_bad_feature_settings(tmp_path):
+    from training.distill import DistillSequenceClassificationModule
+
     with pytest.raises(ValueError, match=r"one teacher layer in \[0, 4\] per student layer \(2\)"):
         _module(tmp_path, feature_layers=[2])
     with pytest.raises(ValueError, match=r"one teacher layer in \[0, 4\]"):
         _module(tmp_path, feature_layers=[2, 5])
+    with pytest.raises(ValueError, match="vocab_size 60, teacher 50"):
+        DistillSequenceClassificationModule(
+            model_config={**STUDENT, "vocab_size": 60}, feature_teacher=_teacher_dir(tmp_path)
+        )
     with pytest.raises(ValueError, match="feature_weight"):
         _module(tmp_path, feature_weight=0.0)
     with pytest.raises(ValueError, match="needs a student with layers to read"):
