@@ -22,7 +22,7 @@ PYTEST_ARGS ?=
 HF_ORG ?=
 PYTHON310 ?= $(shell ls -d $$(pyenv root 2>/dev/null || echo $$HOME/.pyenv)/versions/3.10.*/bin/python 2>/dev/null | sort -V | tail -n 1)
 
-.PHONY: release lava-venv olah-venv ecg sst2 multimodal bench-setup bench-full test-fast install demo demo-core demo-train demo-serve serve test test-slow bench browser-deps lint format clean
+.PHONY: release lava-venv olah-venv ecg sst2 sst2-twin multimodal bench-setup bench-full test-fast install demo demo-core demo-train demo-serve serve test test-slow bench browser-deps lint format clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "EvoSpikeNet needs Python >= 3.10 (set PYTHON=...)"'
@@ -68,6 +68,10 @@ ecg: install
 # scratch and with distillation, evaluates both on dev (artifacts/sst2/).
 sst2: install
 	HF_HUB_OFFLINE=1 $(PY) -m training.sst2_run
+
+# make sst2 plus the distilled student's float twin (the ANN baseline of the same sizes, about 11 min more).
+sst2-twin: install
+	HF_HUB_OFFLINE=1 $(PY) -m training.sst2_run --float-twin
 
 # The multimodal spiking LM on digits and MIT-BIH beats (compares with artifacts/ecg/model when present).
 multimodal: install
