@@ -19,7 +19,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from .checkpointing import ResumeStateCallback
 
-__all__ = ["main", "EvoSpikeNetCLI"]
+__all__ = ["main", "run_cli", "EvoSpikeNetCLI"]
 
 TRAINER_DEFAULTS = {
     "plugins": [{"class_path": "training.checkpointing.AtomicCheckpointIO"}],
@@ -42,8 +42,11 @@ def _finish_distributed() -> None:
         dist.destroy_process_group()
 
 
-def main(args: list[str] | None = None, run: bool = True) -> EvoSpikeNetCLI:
-    """Entry point of ``evospikenet-train`` (``args``: argv without the program name; None: ``sys.argv``)."""
+def run_cli(args: list[str] | None = None, run: bool = True) -> EvoSpikeNetCLI:
+    """Build (and with ``run`` execute) the CLI; returns it so callers can read its trainer and model.
+
+    ``args``: argv without the program name; None reads ``sys.argv``.
+    """
     cli = EvoSpikeNetCLI(
         model_class=None,
         datamodule_class=None,
@@ -58,5 +61,15 @@ def main(args: list[str] | None = None, run: bool = True) -> EvoSpikeNetCLI:
     return cli
 
 
+def main(args: list[str] | None = None) -> int:
+    """Entry point of ``evospikenet-train``: 0 after the subcommand finished.
+
+    Failures leave as exceptions (a traceback and exit status 1) or as jsonargparse's ``SystemExit(2)``
+    for a bad recipe, so a shell, a scheduler or ``torchrun`` sees them.
+    """
+    run_cli(args)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -10,7 +10,7 @@ import torch
 import yaml
 from conftest import LM_DEBUG, RECIPES
 
-from training.cli import main
+from training.cli import run_cli
 
 ALL_RECIPES = sorted(RECIPES.rglob("*.yaml"))
 DEBUG_RECIPES = sorted(RECIPES.glob("*/debug.yaml"))
@@ -31,7 +31,7 @@ def test_layout():
 @pytest.mark.parametrize("recipe", ALL_RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_recipe_parses(recipe, capsys):
     with pytest.raises(SystemExit) as e:
-        main(["fit", "--config", str(recipe), "--print_config"])
+        run_cli(["fit", "--config", str(recipe), "--print_config"])
     assert e.value.code == 0
     resolved = yaml.safe_load(capsys.readouterr().out)
     src = yaml.safe_load(recipe.read_text())
@@ -68,7 +68,7 @@ def _write(tmp_path, mutate) -> str:
 def test_bad_recipe_fails_before_training_naming_the_key(tmp_path, capsys, monkeypatch, mutate, key):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as e:
-        main(["fit", "--config", _write(tmp_path, mutate)])
+        run_cli(["fit", "--config", _write(tmp_path, mutate)])
     assert e.value.code != 0
     assert key in capsys.readouterr().err
     assert not (tmp_path / "artifacts").exists()  # nothing was built, nothing trained
@@ -83,7 +83,7 @@ def _metrics(root) -> list[dict]:
 
 def test_lm_debug_fits_and_exports(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    main(["fit", "--config", str(LM_DEBUG), "--trainer.max_steps=10", "--trainer.val_check_interval=5"])
+    run_cli(["fit", "--config", str(LM_DEBUG), "--trainer.max_steps=10", "--trainer.val_check_interval=5"])
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     import evospikenet.models.spiking_lm  # noqa: F401  (registers the config class)
@@ -106,7 +106,7 @@ def test_lm_debug_fits_and_exports(tmp_path, monkeypatch):
 @pytest.mark.parametrize("task", ["sst2", "digits", "mitdb"])
 def test_debug_recipe_fits(task, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    main(["fit", "--config", str(RECIPES / task / "debug.yaml"), "--trainer.enable_progress_bar=false"])
+    run_cli(["fit", "--config", str(RECIPES / task / "debug.yaml"), "--trainer.enable_progress_bar=false"])
     rows = _metrics(tmp_path / "artifacts" / "runs" / f"{task}_debug")
     losses = [float(r["train_loss"]) for r in rows if r.get("train_loss")]
     assert losses and all(torch.isfinite(torch.tensor(losses)))
@@ -123,11 +123,11 @@ def test_validate_and_predict_from_checkpoint(tmp_path, monkeypatch):
         "--trainer.limit_train_batches=3",
         "--trainer.max_epochs=1",
     ]
-    main(["fit", *base])
+    run_cli(["fit", *base])
     ckpt = next((tmp_path / "artifacts").rglob("last.ckpt"))
-    cli = main(["validate", *base, "--ckpt_path", str(ckpt)])
+    cli = run_cli(["validate", *base, "--ckpt_path", str(ckpt)])
     assert 0.0 <= float(cli.trainer.callback_metrics["val_acc"]) <= 1.0
-    cli = main(["predict", *base, "--ckpt_path", str(ckpt), "--trainer.limit_predict_batches=2"])
+    cli = run_cli(["predict", *base, "--ckpt_path", str(ckpt), "--trainer.limit_predict_batches=2"])
     preds = cli.trainer.predict_loop.predictions
     assert len(preds) == 2 and preds[0].shape == (32,) and int(preds[0].max()) < 10
 
@@ -135,10 +135,42 @@ def test_validate_and_predict_from_checkpoint(tmp_path, monkeypatch):
 def test_ckpt_path_last_resumes_from_the_recipe_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     base = ["--config", str(LM_DEBUG), "--trainer.val_check_interval=null", "--trainer.limit_val_batches=0"]
-    main(["fit", *base, "--trainer.max_steps=4"])
+    run_cli(["fit", *base, "--trainer.max_steps=4"])
     last = tmp_path / "artifacts" / "runs" / "lm_debug" / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["global_step"] == 4
-    cli = main(["fit", *base, "--trainer.max_steps=6", "--trainer.max_epochs=2", "--ckpt_path", "last"])
+    cli = run_cli(["fit", *base, "--trainer.max_steps=6", "--trainer.max_epochs=2", "--ckpt_path", "last"])
     assert cli.trainer.ckpt_path is not None and cli.trainer.ckpt_path.endswith("last.ckpt")
     assert cli.trainer.global_step == 6
     assert torch.load(last, weights_only=True)["global_step"] == 6
+
+
+def _console_script(name: str) -> str:
+    """The installed console script beside this interpreter (``.venv/bin/<name>``)."""
+    import sys
+    from pathlib import Path
+
+    path = Path(sys.executable).parent / name
+    assert path.exists(), f"{name} is not installed beside {sys.executable}: run `make install`"
+    return str(path)
+
+
+def test_console_script_exit_status(tmp_path):
+    """``evospikenet-train`` as a shell runs it: 0 after a successful fit, non-zero for a bad recipe."""
+    import subprocess
+
+    from conftest import sub_env
+
+    cmd = [_console_script("evospikenet-train"), "fit", "--config", str(LM_DEBUG), "--trainer.max_steps=2"]
+    ok = subprocess.run(cmd, cwd=tmp_path, env=sub_env(), capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    assert "EvoSpikeNetCLI object" not in ok.stdout + ok.stderr
+    assert (tmp_path / "artifacts" / "spiking_lm_debug" / "config.json").exists()
+    bad = subprocess.run(
+        [*cmd[:-1], "--trainer.max_stepz=2"],
+        cwd=tmp_path,
+        env=sub_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode != 0 and "max_stepz" in bad.stderr
