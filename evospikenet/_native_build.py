@@ -14,7 +14,7 @@ import fcntl
 import os
 import sys
 
-__all__ = ["cpu_flags", "build_inline", "extension_name"]
+__all__ = ["cpu_flags", "build_inline", "build_sources", "csrc", "extension_name"]
 
 
 def cpu_flags() -> list[str]:
@@ -62,6 +62,35 @@ def _exclusive(build_dir: str):
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def csrc(name: str) -> str:
+    """Path of a C++ source file under ``evospikenet/csrc/``."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc", name)
+
+
+def build_sources(name: str, sources: list[str], message: str | None = None, openmp: bool = False):
+    """Compile the C++ files ``sources`` into the extension ``name`` (cached; rebuilt when a source
+    changes) under the same ``fcntl`` lock as :func:`build_inline`, and return the module."""
+    from torch.utils.cpp_extension import load
+
+    flags = cpu_flags()
+    full = extension_name(name, flags)
+    try:
+        build_dir = _build_dir(full)
+    except Exception:  # a private helper of torch: if it moved, build without our lock
+        build_dir = None
+    omp = ["-fopenmp"] if openmp else []
+    with _exclusive(build_dir) if build_dir else contextlib.nullcontext():
+        if message and build_dir and not any(f.endswith(".so") for f in os.listdir(build_dir)):
+            print(message, file=sys.stderr, flush=True)
+        return load(
+            name=full,
+            sources=list(sources),
+            extra_cflags=["-O3", "-ffp-contract=off", *flags, *omp],
+            extra_ldflags=omp,
+            verbose=bool(os.environ.get("EVOSPIKENET_NATIVE_VERBOSE")),
+        )
 
 
 def build_inline(name: str, source: str, functions: list[str] | None = None, message: str | None = None):
