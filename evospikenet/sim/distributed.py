@@ -1,0 +1,130 @@
+"""One network across processes with ``torch.distributed``: rank setup and the per-step spike exchange.
+
+Launched by ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` ... in the environment), each process is a
+rank that owns the neurons with ``gid % world == rank`` and stores only the synapses onto them (NEST's
+scheme), so delivery stays local. Once per minimum delay (one step in PD14) the ranks all-gather the ids of
+the neurons that spiked: a fixed-capacity ``[count, ids...]`` int32 buffer per rank in one
+``all_gather_into_tensor`` (gloo on CPUs, NCCL on GPUs), with a second exchange for the overflow in the
+rare step where a rank has more spikes than the capacity (which then doubles, on every rank alike since all
+see the same counts). The exchange runs asynchronously while the rank delivers its own spikes.
+
+Failure: the stepping collectives run on a group with a short timeout (``step_timeout_s``); a rank that
+dies closes its sockets, the others' collectives fail at once (or at the timeout), and the run stops with
+an error naming the step. ``torchrun`` also stops the remaining workers when one exits with an error.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["Comm", "init_comm", "SpikeExchange", "PeerLost"]
+
+
+class PeerLost(RuntimeError):
+    """A collective failed: another rank died, hung or could not be reached."""
+
+
+@dataclass
+class Comm:
+    """This process's place in the run; ``world == 1`` without ``torch.distributed``."""
+
+    rank: int = 0
+    world: int = 1
+    local_world: int = 1
+    step_group: Any = None  # process group of the per-step exchange (short timeout)
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+    def barrier(self) -> None:
+        if self.distributed:
+            dist.barrier()
+
+    def sum(self, values: torch.Tensor) -> torch.Tensor:
+        """Elementwise sum over ranks (int64 or float64 tensors)."""
+        if self.distributed:
+            values = values.clone()
+            dist.all_reduce(values)
+        return values
+
+    def close(self) -> None:
+        if self.distributed and dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
+
+
+def init_comm(setup_timeout_s: float = 1800.0, step_timeout_s: float = 30.0) -> Comm:
+    """Join the ``torchrun`` job described by the environment, or return a single-rank ``Comm``.
+
+    ``setup_timeout_s`` bounds barriers around the build and checkpoints (ranks build at their own pace);
+    ``step_timeout_s`` bounds every per-step exchange.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Comm()
+    if not dist.is_initialized():
+        dist.init_process_group("gloo", timeout=timedelta(seconds=setup_timeout_s))
+    group = dist.new_group(backend="gloo", timeout=timedelta(seconds=step_timeout_s))
+    return Comm(
+        rank=dist.get_rank(),
+        world=dist.get_world_size(),
+        local_world=int(os.environ.get("LOCAL_WORLD_SIZE", str(world))),
+        step_group=group,
+    )
+
+
+class SpikeExchange:
+    """The per-step exchange of spike ids between ranks, overlapped with the local delivery."""
+
+    def __init__(self, comm: Comm, capacity: int = 256):
+        self.comm = comm
+        self._resize(capacity)
+        self.exchanges = 0
+
+    def _resize(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.buf = torch.zeros(capacity + 1, dtype=torch.int32)
+        self.out = torch.zeros(self.comm.world * (capacity + 1), dtype=torch.int32)
+
+    def _gather(self, out: torch.Tensor, buf: torch.Tensor, step: int, async_op: bool):
+        try:
+            return dist.all_gather_into_tensor(out, buf, group=self.comm.step_group, async_op=async_op)
+        except Exception as err:  # gloo raises RuntimeError subclasses of several kinds
+            raise PeerLost(self._lost(step, err)) from err
+
+    def _lost(self, step: int, err: Exception) -> str:
+        return (
+            f"rank {self.comm.rank}: the spike exchange of step {step} failed ({type(err).__name__}: {err}). "
+            "Another rank has probably died or hung; the run stops."
+        )
+
+    def step(self, engine, step: int) -> None:
+        """One whole step of ``engine`` (dynamics, exchange, delivery, advance)."""
+        n = engine.update_pack(self.buf)
+        work = self._gather(self.out, self.buf, step, async_op=True)
+        engine.deliver_local()
+        try:
+            work.wait()
+        except Exception as err:
+            raise PeerLost(self._lost(step, err)) from err
+        most = engine.deliver_gathered(self.out, self.comm.world, self.comm.rank)
+        self.exchanges += 1
+        if most > self.capacity:  # some rank had more spikes than the buffer holds
+            extra = most - self.capacity
+            buf = torch.zeros(extra + 1, dtype=torch.int32)
+            mine = engine.last_spikes()[self.capacity :]
+            buf[0] = len(mine)
+            buf[1 : 1 + len(mine)] = mine
+            out = torch.zeros(self.comm.world * (extra + 1), dtype=torch.int32)
+            self._gather(out, buf, step, async_op=False)
+            engine.deliver_gathered(out, self.comm.world, self.comm.rank)
+            self._resize(max(2 * self.capacity, 1 << int(most).bit_length()))
+        del n
+        engine.end_step()
