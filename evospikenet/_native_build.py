@@ -69,9 +69,16 @@ def csrc(name: str) -> str:
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc", name)
 
 
-def build_sources(name: str, sources: list[str], message: str | None = None, openmp: bool = False):
+def build_sources(
+    name: str,
+    sources: list[str],
+    message: str | None = None,
+    openmp: bool = False,
+    cflags: tuple[str, ...] = (),
+):
     """Compile the C++ files ``sources`` into the extension ``name`` (cached; rebuilt when a source
-    changes) under the same ``fcntl`` lock as :func:`build_inline`, and return the module."""
+    changes) under the same ``fcntl`` lock as :func:`build_inline`, and return the module. ``cflags`` are
+    added to ``-O3 -ffp-contract=off`` (and ``-mavx2`` where the CPU has it)."""
     from torch.utils.cpp_extension import load
 
     flags = cpu_flags()
@@ -87,7 +94,7 @@ def build_sources(name: str, sources: list[str], message: str | None = None, ope
         return load(
             name=full,
             sources=list(sources),
-            extra_cflags=["-O3", "-ffp-contract=off", *flags, *omp],
+            extra_cflags=["-O3", "-ffp-contract=off", *flags, *omp, *cflags],
             extra_ldflags=omp,
             verbose=bool(os.environ.get("EVOSPIKENET_NATIVE_VERBOSE")),
         )

@@ -161,11 +161,11 @@ def test_generator_only_network(popnet):
 
 
 def test_bad_inputs_are_named(popnet, small):
-    with pytest.raises(RuntimeError, match="rank 2 is outside"):
+    with pytest.raises(ValueError, match="rank 2 is outside"):
         NativeEngine(small, 1, rank=2, ranks=2)
     spec = single()
     spec.weight_rel_sd = 0.5
-    with pytest.raises(RuntimeError, match="weight_rel_sd"):
+    with pytest.raises(ValueError, match="weight_rel_sd"):
         NativeEngine(spec, 1)
     with pytest.raises(ValueError, match="n_synapses must be 1 x 1"):
         NetworkSpec(

@@ -6,8 +6,6 @@
 // splits (node [lo, hi) holding n synapses sends Binomial(n, (mid - lo) / (hi - lo)) to its left half), each
 // node drawing from its own stream keyed by (block, lo, hi); so every rank computes the same out-degrees,
 // and a source's targets, weights and delays depend on (seed, source gid, target population, k) only.
-#include <ATen/Parallel.h>
-
 #include <algorithm>
 #include <atomic>
 #include <stdexcept>
@@ -74,10 +72,9 @@ static void split(std::vector<int32_t>& deg, uint32_t key, uint32_t block, int64
 }
 
 void out_degrees(Net& net, int threads) {
-    (void)threads;
     const int64_t n_blocks = (int64_t)net.n_pop * net.n_src;
     net.deg.assign(n_blocks, {});
-    at::parallel_for(0, n_blocks, 1, [&](int64_t lo, int64_t hi) {
+    parallel_for(n_blocks, 1, threads, [&](int64_t lo, int64_t hi) {
         for (int64_t blk = lo; blk < hi; ++blk) {
             const int64_t total = net.K[blk];
             const int64_t nb = net.src[blk % net.n_src].size;
@@ -115,14 +112,13 @@ uint32_t make_synapse(const Net& net, int a, int b, int64_t j, uint32_t k, const
 }
 
 void build_synapses(Net& net, int threads) {
-    (void)threads;
     net.ptr.clear();
     net.syn.clear();
     if (net.procedural) return;
     const int64_t S = net.n_seg, rows = net.n_sources * S;
     net.ptr.assign(rows + 1, 0);
     // Pass 1: row lengths (targets only: no weights or delays drawn).
-    at::parallel_for(0, net.n_sources, 256, [&](int64_t lo, int64_t hi) {
+    parallel_for(net.n_sources, 256, threads, [&](int64_t lo, int64_t hi) {
         for (int64_t j = lo; j < hi; ++j)
             for_each_target(net, j, [&](int, uint32_t, const U4&, int64_t seg, int64_t) { ++net.ptr[j * S + seg + 1]; });
     });
@@ -131,7 +127,7 @@ void build_synapses(Net& net, int threads) {
     // Pass 2: the same draws again, now with weights and delays, each into its row in canonical order.
     std::atomic<bool> too_long{false};
     std::atomic<int> max_delay{1};
-    at::parallel_for(0, net.n_sources, 256, [&](int64_t lo, int64_t hi) {
+    parallel_for(net.n_sources, 256, threads, [&](int64_t lo, int64_t hi) {
         std::vector<int64_t> fill(S);
         bool longer = false;
         int dmax = 1;

@@ -2,12 +2,13 @@
 // evospikenet/sim/engine.py for the equations).
 #include "engine.h"
 
-#include <ATen/Parallel.h>
 #include <xmmintrin.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
+#include <type_traits>
 
 namespace popnet {
 
@@ -19,24 +20,30 @@ struct FlushDenormals {
     ~FlushDenormals() { _mm_setcsr(saved); }
 };
 
-Engine::Engine(Tensor groups, int64_t n_pop, Tensor K, Tensor wmean, Tensor dmean, double w_rel, double d_rel,
+static void require(bool ok, const std::string& message) {
+    if (!ok) throw std::invalid_argument(message);
+}
+
+Engine::Engine(const std::vector<double>& groups, int64_t n_pop, const std::vector<int64_t>& K,
+               const std::vector<double>& wmean, const std::vector<double>& dmean, double w_rel, double d_rel,
                double dt, int64_t seed, int64_t rank, int64_t ranks, bool procedural, bool exact) {
-    groups = groups.to(torch::kFloat64).contiguous();
-    TORCH_CHECK(groups.dim() == 2 && groups.size(1) == kFields, "groups must be (n_groups, ", kFields, ")");
-    TORCH_CHECK(ranks >= 1 && rank >= 0 && rank < ranks, "rank ", rank, " is outside 0..", ranks - 1);
-    TORCH_CHECK(w_rel >= 0 && w_rel <= 1.0 / 6.0, "weight_rel_sd must be in [0, 1/6] (weights are stored as "
-                "deviates within +-6 SD, so a larger spread could flip signs), got ", w_rel);
+    require(groups.size() % kFields == 0 && !groups.empty(), "groups must be (n_groups, 16)");
+    require(ranks >= 1 && rank >= 0 && rank < ranks,
+            "rank " + std::to_string(rank) + " is outside 0.." + std::to_string(ranks - 1));
+    require(w_rel >= 0 && w_rel <= 1.0 / 6.0,
+            "weight_rel_sd must be in [0, 1/6] (weights are stored as deviates within +-6 SD, so a larger spread "
+            "could flip signs), got " + std::to_string(w_rel));
     net_.key = seed_key((uint64_t)seed);
     net_.rank = (int)rank;
     net_.ranks = (int)ranks;
     net_.n_pop = (int)n_pop;
-    net_.n_src = (int)groups.size(0);
+    net_.n_src = (int)(groups.size() / kFields);
     net_.w_rel = w_rel;
     net_.d_rel = d_rel;
     net_.dt = dt;
     net_.procedural = procedural;
     exact_ = exact;
-    const double* g = groups.data_ptr<double>();
+    const double* g = groups.data();
     for (int b = 0; b < net_.n_src; ++b, g += kFields) {
         Pop p;
         p.first = (int64_t)g[kFirst];
@@ -56,16 +63,15 @@ Engine::Engine(Tensor groups, int64_t n_pop, Tensor K, Tensor wmean, Tensor dmea
         p.w_ext = g[kWext];
         p.on_begin = (int64_t)g[kOnBegin];
         p.on_end = (int64_t)g[kOnEnd];
-        TORCH_CHECK(p.lambda <= 100.0, "Poisson drive of ", p.lambda, " inputs per step: use DC drive or a smaller dt");
+        require(p.lambda <= 100.0, "Poisson drive of " + std::to_string(p.lambda) +
+                                       " inputs per step: use DC drive or a smaller dt");
         net_.src.push_back(p);
     }
-    auto k = K.to(torch::kInt64).contiguous();
-    auto wm = wmean.to(torch::kFloat64).contiguous(), dm = dmean.to(torch::kFloat64).contiguous();
-    TORCH_CHECK(k.numel() == n_pop * net_.n_src && wm.numel() == k.numel() && dm.numel() == k.numel(),
-                "K, wmean and dmean must be (n_pop, n_groups)");
-    net_.K.assign(k.data_ptr<int64_t>(), k.data_ptr<int64_t>() + k.numel());
-    net_.wmean.assign(wm.data_ptr<double>(), wm.data_ptr<double>() + wm.numel());
-    net_.dmean.assign(dm.data_ptr<double>(), dm.data_ptr<double>() + dm.numel());
+    require((int64_t)K.size() == n_pop * net_.n_src && wmean.size() == K.size() && dmean.size() == K.size(),
+            "K, wmean and dmean must be (n_pop, n_groups)");
+    net_.K = K;
+    net_.wmean = wmean;
+    net_.dmean = dmean;
     layout(net_);
     // Fixed point: the largest weight (+6 SD) times 2^scale_bits stays below 2^40, leaving 2^23 additions of
     // it per ring cell before an int64 could overflow.
@@ -83,12 +89,9 @@ Engine::Engine(Tensor groups, int64_t n_pop, Tensor K, Tensor wmean, Tensor dmea
         }
 }
 
-void Engine::build() {
-    {
-        pybind11::gil_scoped_release nogil;
-        out_degrees(net_, 0);
-        build_synapses(net_, 0);
-    }
+void Engine::build(int threads) {
+    out_degrees(net_, threads);
+    build_synapses(net_, threads);
     int d = 1;
     while (d < (net_.procedural ? kMaxDelay : net_.max_delay)) d <<= 1;
     D_ = d;
@@ -100,6 +103,18 @@ void Engine::build() {
     I_.assign(net_.n_local, 0.0);
     refr_.assign(net_.n_local, 0);
     pcount_.assign((size_t)4 * net_.n_local, 0);
+    flags_.assign(net_.n_local + 8, 0);
+    poisson_cdf_.assign(net_.n_pop, {});
+    for (int a = 0; a < net_.n_pop; ++a) {  // P(count <= k) while it is below 1 - 1e-15
+        const Pop& p = net_.src[a];
+        double term = p.exp_neg, cum = term;
+        for (int k = 0; p.lambda > 0 && cum < 1.0 - 1e-15 && k < 200; ++k) {
+            poisson_cdf_[a].push_back(cum);
+            term *= p.lambda / (k + 1);
+            cum += term;
+        }
+        poisson_cdf_[a].push_back(1.0);
+    }
     counts_.assign(net_.n_pop, 0);
     for (int a = 0; a < net_.n_pop; ++a) {  // initial membrane potentials, one normal deviate per gid
         const Pop& p = net_.src[a];
@@ -117,11 +132,40 @@ void Engine::refill_poisson(int64_t block) {
     for (int a = 0; a < net_.n_pop; ++a) {
         const Pop& p = net_.src[a];
         if (p.lambda <= 0) continue;
+        const std::vector<double>& cdf = poisson_cdf_[a];
+        const int top = (int)cdf.size() - 1;
         for (int64_t l = p.lbegin; l < p.lbegin + p.lsize; ++l) {
             const U4 x = philox(net_.key, kPoisson, (uint32_t)gid(l), (uint32_t)block, 0, 0);
-            for (int lane = 0; lane < 4; ++lane)
-                pcount_[(size_t)lane * net_.n_local + l] = (uint16_t)poisson(p.lambda, p.exp_neg, open01(x.v[lane]));
+            for (int lane = 0; lane < 4; ++lane) {  // inversion against the tabulated CDF
+                const double u = open01(x.v[lane]);
+                int k = 0;
+                while (k < top && u > cdf[k]) ++k;
+                pcount_[(size_t)lane * net_.n_local + l] = (uint16_t)(k < top ? k : poisson(p.lambda, p.exp_neg, u));
+            }
         }
+    }
+}
+
+// One population's dynamics for this step, in two passes: a branch-free pass over all its neurons (the
+// compiler vectorises it), then a scan of the spike flags, which are rare.
+template <typename Acc>
+static void update_population(const Pop& p, double* __restrict__ V, double* __restrict__ I, int32_t* __restrict__ R,
+                              Acc* __restrict__ ring, const uint16_t* __restrict__ pc, uint8_t* __restrict__ flag,
+                              double unit, int64_t n) {
+    const double e_l = p.e_l, p22 = p.p22, p21 = p.p21, p11 = p.p11, drive = p.drive, v_th = p.v_th;
+    const double v_reset = p.v_reset, w_ext = p.w_ext;
+    const int32_t ref = p.ref_steps;
+    for (int64_t l = 0; l < n; ++l) {
+        const int32_t r = R[l];
+        const double v_free = e_l + (V[l] - e_l) * p22 + I[l] * p21 + drive;
+        const double v = r == 0 ? v_free : V[l];
+        const double in = (double)ring[l] * unit;
+        ring[l] = 0;
+        I[l] = I[l] * p11 + in + (double)pc[l] * w_ext;
+        const bool f = v >= v_th;
+        V[l] = f ? v_reset : v;
+        R[l] = f ? ref : (r > 0 ? r - 1 : 0);
+        flag[l] = f;
     }
 }
 
@@ -129,35 +173,26 @@ void Engine::update_into() {
     const size_t row = (size_t)(step_ & (D_ - 1)) * net_.n_local;
     if ((step_ >> 2) != pblock_) refill_poisson(step_ >> 2);
     const uint16_t* pc = pcount_.data() + (size_t)(step_ & 3) * net_.n_local;
-    const double unit = std::ldexp(1.0, -scale_bits_);
-    float* rf = exact_ ? nullptr : ring_f_.data() + row;
-    int64_t* ri = exact_ ? ring_i_.data() + row : nullptr;
     spikes_.clear();
     for (int a = 0; a < net_.n_pop; ++a) {
         const Pop& p = net_.src[a];
+        const int64_t l0 = p.lbegin, n = p.lsize;
+        if (exact_)
+            update_population(p, &V_[l0], &I_[l0], &refr_[l0], ring_i_.data() + row + l0, pc + l0, &flags_[l0],
+                              std::ldexp(1.0, -scale_bits_), n);
+        else
+            update_population(p, &V_[l0], &I_[l0], &refr_[l0], ring_f_.data() + row + l0, pc + l0, &flags_[l0], 1.0, n);
         const int64_t before = (int64_t)spikes_.size();
-        for (int64_t l = p.lbegin; l < p.lbegin + p.lsize; ++l) {
-            double v = V_[l];
-            int32_t r = refr_[l];
-            if (r == 0) v = p.e_l + (v - p.e_l) * p.p22 + I_[l] * p.p21 + p.drive;
-            else --r;
-            double in;
-            if (exact_) {
-                in = (double)ri[l] * unit;
-                ri[l] = 0;
-            } else {
-                in = (double)rf[l];
-                rf[l] = 0.f;
-            }
-            I_[l] = I_[l] * p.p11 + in + (double)pc[l] * p.w_ext;
-            if (v >= p.v_th) {
-                v = p.v_reset;
-                r = p.ref_steps;
-                spikes_.push_back((int32_t)gid(l));
-            }
-            V_[l] = v;
-            refr_[l] = r;
+        int64_t l = 0;
+        for (; l + 8 <= n; l += 8) {  // eight flags per load: most words are zero
+            uint64_t word;
+            std::memcpy(&word, &flags_[l0 + l], 8);
+            if (!word) continue;
+            for (int k = 0; k < 8; ++k)
+                if (flags_[l0 + l + k]) spikes_.push_back((int32_t)gid(l0 + l + k));
         }
+        for (; l < n; ++l)
+            if (flags_[l0 + l]) spikes_.push_back((int32_t)gid(l0 + l));
         counts_[a] += (int64_t)spikes_.size() - before;
     }
     if (recording_) {
@@ -166,23 +201,27 @@ void Engine::update_into() {
     }
 }
 
-// Adds the synapses of source gid j (spiking in step s, `times` spikes at once) into the ring.
+// Adds the synapses of source gid j (spiking in step s, `times` spikes at once) into the ring. Per segment the
+// target base, the weight decoding and the ring are hoisted; each synapse is then one random read-add-write,
+// the cost of the whole simulation, so the target of a synapse kPrefetch ahead is fetched early.
 template <bool kExact>
 void Engine::deliver_one(int64_t j, int times) {
+    constexpr int kPrefetch = 16;
+    using Acc = std::conditional_t<kExact, int64_t, float>;
     const int b = net_.src_group(j);
     const size_t wb = (size_t)b * net_.n_pop;
     const int64_t mask = D_ - 1, n = net_.n_local, s = step_;
-    auto add = [&](uint32_t w, int64_t seg) {
-        const int a = net_.seg_pop[seg];
-        const int64_t at = ((s + ((w >> kOffsetBits) & kMaxDelay)) & mask) * n + net_.seg_begin[seg] + (w & (kSegment - 1));
-        if constexpr (kExact) ring_i_[at] += wmu0_i_[wb + a] + wstep_i_[wb + a] * (int64_t)(w >> 22);
-        else ring_f_[at] += net_.wmu0[wb + a] + net_.wstep[wb + a] * (float)(w >> 22);
-    };
+    Acc* ring;
+    if constexpr (kExact) ring = ring_i_.data();
+    else ring = ring_f_.data();
     for (int rep = 0; rep < times; ++rep) {
         if (net_.procedural) {
             bool too_long = false;
             for_each_target(net_, j, [&](int a, uint32_t k, const U4& x, int64_t seg, int64_t off) {
-                add(make_synapse(net_, a, b, j, k, x, off, &too_long), seg);
+                const uint32_t w = make_synapse(net_, a, b, j, k, x, off, &too_long);
+                const int64_t at = ((s + ((w >> kOffsetBits) & kMaxDelay)) & mask) * n + net_.seg_begin[seg] + off;
+                if constexpr (kExact) ring[at] += wmu0_i_[wb + a] + wstep_i_[wb + a] * (int64_t)(w >> 22);
+                else ring[at] += net_.wmu0[wb + a] + net_.wstep[wb + a] * (float)(w >> 22);
                 ++events_;
             });
             if (too_long) throw std::runtime_error("a synaptic delay exceeds 127 steps");
@@ -190,17 +229,29 @@ void Engine::deliver_one(int64_t j, int times) {
         }
         const int64_t* ptr = net_.ptr.data() + j * net_.n_seg;
         for (int64_t seg = 0; seg < net_.n_seg; ++seg) {
-            const uint32_t* p = net_.syn.data() + ptr[seg];
-            const uint32_t* e = net_.syn.data() + ptr[seg + 1];
-            events_ += e - p;
-            for (; p < e; ++p) add(*p, seg);
+            const uint32_t* __restrict__ p = net_.syn.data() + ptr[seg];
+            const int64_t len = ptr[seg + 1] - ptr[seg];
+            if (len == 0) continue;
+            events_ += len;
+            const int a = net_.seg_pop[seg];
+            Acc* __restrict__ base = ring + net_.seg_begin[seg];
+            Acc w0, ws;
+            if constexpr (kExact) w0 = wmu0_i_[wb + a], ws = wstep_i_[wb + a];
+            else w0 = net_.wmu0[wb + a], ws = net_.wstep[wb + a];
+            auto at = [&](uint32_t w) { return ((s + ((w >> kOffsetBits) & kMaxDelay)) & mask) * n + (w & (kSegment - 1)); };
+            for (int64_t e = 0; e < len; ++e) {
+                if (e + kPrefetch < len) __builtin_prefetch(base + at(p[e + kPrefetch]), 1, 1);
+                const uint32_t w = p[e];
+                base[at(w)] += w0 + ws * (Acc)(w >> 22);
+            }
         }
     }
 }
 
 void Engine::deliver_list(const int32_t* gids, int64_t n) {
     for (int64_t i = 0; i < n; ++i) {
-        TORCH_CHECK(gids[i] >= 0 && gids[i] < net_.n_sources, "spike of unknown neuron ", gids[i]);
+        if (gids[i] < 0 || gids[i] >= net_.n_sources)
+            throw std::out_of_range("spike of unknown neuron " + std::to_string(gids[i]));
         exact_ ? deliver_one<true>(gids[i], 1) : deliver_one<false>(gids[i], 1);
     }
 }
@@ -217,33 +268,24 @@ void Engine::deliver_generators() {
     }
 }
 
-int64_t Engine::update_pack(Tensor buf) {
-    TORCH_CHECK(buf.scalar_type() == torch::kInt32 && buf.is_contiguous() && buf.numel() >= 1, "buf: int32 (cap + 1,)");
+int64_t Engine::update_pack(int32_t* buf, int64_t cap) {
     {
-        pybind11::gil_scoped_release nogil;
         FlushDenormals ftz;
         update_into();
     }
-    int32_t* b = buf.data_ptr<int32_t>();
-    const int64_t n = (int64_t)spikes_.size(), cap = buf.numel() - 1;
-    b[0] = (int32_t)n;
-    std::copy(spikes_.begin(), spikes_.begin() + std::min(n, cap), b + 1);
+    const int64_t n = (int64_t)spikes_.size();
+    buf[0] = (int32_t)n;
+    std::copy(spikes_.begin(), spikes_.begin() + std::min(n, cap), buf + 1);
     return n;
 }
 
 void Engine::deliver_local() {
-    pybind11::gil_scoped_release nogil;
     FlushDenormals ftz;
     deliver_list(spikes_.data(), (int64_t)spikes_.size());
     deliver_generators();
 }
 
-int64_t Engine::deliver_gathered(Tensor gathered, int64_t world, int64_t self) {
-    TORCH_CHECK(gathered.scalar_type() == torch::kInt32 && gathered.is_contiguous() && gathered.numel() % world == 0,
-                "gathered: int32 (world * (cap + 1),)");
-    const int32_t* g = gathered.data_ptr<int32_t>();
-    const int64_t stride = gathered.numel() / world;
-    pybind11::gil_scoped_release nogil;
+int64_t Engine::deliver_gathered(const int32_t* g, int64_t stride, int64_t world, int64_t self) {
     FlushDenormals ftz;
     int64_t most = 0;
     for (int64_t r = 0; r < world; ++r) {
@@ -253,16 +295,13 @@ int64_t Engine::deliver_gathered(Tensor gathered, int64_t world, int64_t self) {
     return most;
 }
 
-void Engine::deliver_gids(Tensor gids) {
-    auto g = gids.to(torch::kInt32).contiguous();
-    pybind11::gil_scoped_release nogil;
+void Engine::deliver_gids(const int32_t* gids, int64_t n) {
     FlushDenormals ftz;
-    deliver_list(g.data_ptr<int32_t>(), g.numel());
+    deliver_list(gids, n);
 }
 
 void Engine::run(int64_t n) {
-    TORCH_CHECK(net_.ranks == 1, "run() is the single-rank loop; with several ranks step from Python");
-    pybind11::gil_scoped_release nogil;
+    require(net_.ranks == 1, "run() is the single-rank loop; with several ranks step from Python");
     FlushDenormals ftz;
     for (int64_t t = 0; t < n; ++t) {
         update_into();

@@ -12,45 +12,34 @@
 // ranks and however deliveries interleave with communication).
 #pragma once
 
-#include <map>
 #include <string>
 
 #include "popnet.h"
 
 namespace popnet {
 
-using torch::Tensor;
-
 enum Field { kFirst, kSize, kP11, kP21, kP22, kDrive, kEL, kVth, kVreset, kRef, kV0m, kV0s, kLambda, kWext,
              kOnBegin, kOnEnd, kFields };
 
 class Engine {
    public:
-    Engine(Tensor groups, int64_t n_pop, Tensor K, Tensor wmean, Tensor dmean, double w_rel, double d_rel, double dt,
+    // groups: n_groups x kFields row-major (populations, then generators); K, wmean, dmean: n_pop x n_groups.
+    Engine(const std::vector<double>& groups, int64_t n_pop, const std::vector<int64_t>& K,
+           const std::vector<double>& wmean, const std::vector<double>& dmean, double w_rel, double d_rel, double dt,
            int64_t seed, int64_t rank, int64_t ranks, bool procedural, bool exact);
 
-    // engine.cpp
-    void build();
-    int64_t update_pack(Tensor buf);  // step s; writes [count, ids...] (up to buf's capacity) into buf
-    void deliver_local();             // this rank's spikes of step s and the generators' spikes
-    // The other ranks' packed spikes ([count, ids...] per rank; at most cap ids each); returns the largest count.
-    int64_t deliver_gathered(Tensor gathered, int64_t world, int64_t self);
-    void deliver_gids(Tensor gids);   // any spike list (overflow of a packed exchange)
+    void build(int threads);  // connectivity and initial state; threads only speed the drawing up
+    int64_t update_pack(int32_t* buf, int64_t cap);  // step s; writes [count, ids...] (at most cap ids) into buf
+    void deliver_local();                           // this rank's spikes of step s and the generators' spikes
+    // The other ranks' packed spikes ([count, ids...] per rank, `stride` ints each); returns the largest count.
+    int64_t deliver_gathered(const int32_t* gathered, int64_t stride, int64_t world, int64_t self);
+    void deliver_gids(const int32_t* gids, int64_t n);  // any spike list (overflow of a packed exchange)
     void end_step() { ++step_; }
-    void run(int64_t n);              // single rank: n whole steps in C++
-
-    // io.cpp
-    std::map<std::string, Tensor> state();
-    void set_state(std::map<std::string, Tensor> s);
-    std::map<std::string, int64_t> info() const;
-    std::vector<Tensor> drain();      // recorded (steps, gids) since the last drain
+    void run(int64_t n);  // single rank: n whole steps
     void set_recording(bool on) { recording_ = on; }
-    Tensor last_spikes() const;
-    Tensor counts() const;
-    Tensor out_degree(int64_t a, int64_t b) const;
-    std::vector<Tensor> synapses() const;
 
    private:
+    friend struct EngineIO;  // io.cpp: state, inspection, the Python binding
     int64_t gid(int64_t local) const { return local * net_.ranks + net_.rank; }
     void update_into();
     void refill_poisson(int64_t block);
@@ -69,6 +58,8 @@ class Engine {
     std::vector<float> ring_f_;
     std::vector<int64_t> ring_i_;
     std::vector<uint16_t> pcount_;
+    std::vector<uint8_t> flags_;                   // spike flags of the current step
+    std::vector<std::vector<double>> poisson_cdf_;  // per population: P(count <= k), k = 0, 1, ...
     std::vector<int64_t> counts_;
 };
 

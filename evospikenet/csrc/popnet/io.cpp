@@ -1,7 +1,12 @@
-// State I/O, inspection and the Python binding of the population-network engine.
+// The Python binding of the population-network engine: tensors in and out, the GIL released while the engine
+// computes, state for checkpoints, and inspection for tests. The only file of the engine that includes torch.
+#include <torch/extension.h>
+
 #include "engine.h"
 
 namespace popnet {
+
+using torch::Tensor;
 
 namespace {
 template <typename T>
@@ -11,91 +16,144 @@ Tensor copy_of(const std::vector<T>& v, torch::ScalarType t) {
     return out;
 }
 template <typename T>
+std::vector<T> vec(const Tensor& t, torch::ScalarType type) {
+    auto c = t.to(type).contiguous();
+    return std::vector<T>(c.data_ptr<T>(), c.data_ptr<T>() + c.numel());
+}
+template <typename T>
 void fill_from(std::vector<T>& dst, const Tensor& src, const char* what) {
     TORCH_CHECK((size_t)src.numel() == dst.size(), "checkpoint field ", what, " holds ", src.numel(),
                 " values, this rank's network needs ", dst.size(), " (same network, seed and number of ranks?)");
     std::copy(src.data_ptr<T>(), src.data_ptr<T>() + src.numel(), dst.begin());
 }
+void check_int32(const Tensor& t, const char* what) {
+    TORCH_CHECK(t.scalar_type() == torch::kInt32 && t.is_contiguous() && t.device().is_cpu(),
+                what, " must be a contiguous int32 CPU tensor");
+}
 }  // namespace
 
-std::map<std::string, Tensor> Engine::state() {
-    std::map<std::string, Tensor> s = {{"v", copy_of(V_, torch::kFloat64)},
-                                       {"i_syn", copy_of(I_, torch::kFloat64)},
-                                       {"refractory", copy_of(refr_, torch::kInt32)},
-                                       {"counts", copy_of(counts_, torch::kInt64)},
-                                       {"step", torch::tensor({step_}, torch::kInt64)},
-                                       {"events", torch::tensor({events_}, torch::kInt64)},
-                                       {"gids", torch::arange(net_.n_local, torch::kInt64) * net_.ranks + net_.rank}};
-    if (exact_) s["ring_fixed"] = copy_of(ring_i_, torch::kInt64);
-    else s["ring"] = copy_of(ring_f_, torch::kFloat32);
-    return s;
-}
+struct EngineIO {
+    using nogil = pybind11::gil_scoped_release;
 
-void Engine::set_state(std::map<std::string, Tensor> s) {
-    const char* ring = exact_ ? "ring_fixed" : "ring";
-    TORCH_CHECK(s.count(ring), "the checkpoint has no '", ring, "': it was written in the other accumulation mode "
-                "(resume with the same --deterministic setting)");
-    fill_from(V_, s.at("v").to(torch::kFloat64).contiguous(), "v");
-    fill_from(I_, s.at("i_syn").to(torch::kFloat64).contiguous(), "i_syn");
-    fill_from(refr_, s.at("refractory").to(torch::kInt32).contiguous(), "refractory");
-    fill_from(counts_, s.at("counts").to(torch::kInt64).contiguous(), "counts");
-    if (exact_) fill_from(ring_i_, s.at(ring).to(torch::kInt64).contiguous(), ring);
-    else fill_from(ring_f_, s.at(ring).to(torch::kFloat32).contiguous(), ring);
-    step_ = s.at("step").item<int64_t>();
-    events_ = s.at("events").item<int64_t>();
-    pblock_ = -1;
-    rec_steps_.clear();
-    rec_gids_.clear();
-}
+    static std::unique_ptr<Engine> make(Tensor groups, int64_t n_pop, Tensor K, Tensor wmean, Tensor dmean,
+                                        double w_rel, double d_rel, double dt, int64_t seed, int64_t rank, int64_t ranks,
+                                        bool procedural, bool exact) {
+        TORCH_CHECK(groups.dim() == 2 && groups.size(1) == kFields, "groups must be (n_groups, ", kFields, ")");
+        return std::make_unique<Engine>(vec<double>(groups, torch::kFloat64), n_pop, vec<int64_t>(K, torch::kInt64),
+                                        vec<double>(wmean, torch::kFloat64), vec<double>(dmean, torch::kFloat64), w_rel,
+                                        d_rel, dt, seed, rank, ranks, procedural, exact);
+    }
+    static void build(Engine& e, int64_t threads) {
+        nogil g;
+        e.build((int)std::max<int64_t>(1, threads));
+    }
+    static int64_t update_pack(Engine& e, Tensor buf) {
+        check_int32(buf, "buf");
+        TORCH_CHECK(buf.numel() >= 1, "buf needs room for the count");
+        nogil g;
+        return e.update_pack(buf.data_ptr<int32_t>(), buf.numel() - 1);
+    }
+    static void deliver_local(Engine& e) {
+        nogil g;
+        e.deliver_local();
+    }
+    static int64_t deliver_gathered(Engine& e, Tensor gathered, int64_t world, int64_t self) {
+        check_int32(gathered, "gathered");
+        TORCH_CHECK(world >= 1 && gathered.numel() % world == 0, "gathered must hold world * (cap + 1) ints");
+        nogil g;
+        return e.deliver_gathered(gathered.data_ptr<int32_t>(), gathered.numel() / world, world, self);
+    }
+    static void deliver_gids(Engine& e, Tensor gids) {
+        auto c = gids.to(torch::kInt32).contiguous();
+        nogil g;
+        e.deliver_gids(c.data_ptr<int32_t>(), c.numel());
+    }
+    static void run(Engine& e, int64_t n) {
+        nogil g;
+        e.run(n);
+    }
 
-std::map<std::string, int64_t> Engine::info() const {
-    const int64_t ring_bytes = (int64_t)(ring_f_.size() * 4 + ring_i_.size() * 8);
-    return {{"n_local", net_.n_local},
-            {"n_segments", net_.n_seg},
-            {"n_synapses_local", (int64_t)net_.syn.size()},
-            {"synapse_bytes", (int64_t)(net_.syn.size() * 4 + net_.ptr.size() * 8)},
-            {"ring_bytes", ring_bytes},
-            {"ring_slots", D_},
-            {"max_delay", net_.max_delay},
-            {"fixed_point_bits", exact_ ? scale_bits_ : 0},
-            {"step", step_},
-            {"events", events_}};
-}
+    static std::map<std::string, Tensor> state(const Engine& e) {
+        std::map<std::string, Tensor> s = {{"v", copy_of(e.V_, torch::kFloat64)},
+                                           {"i_syn", copy_of(e.I_, torch::kFloat64)},
+                                           {"refractory", copy_of(e.refr_, torch::kInt32)},
+                                           {"counts", copy_of(e.counts_, torch::kInt64)},
+                                           {"step", torch::tensor({e.step_}, torch::kInt64)},
+                                           {"events", torch::tensor({e.events_}, torch::kInt64)},
+                                           {"gids", torch::arange(e.net_.n_local, torch::kInt64) * e.net_.ranks + e.net_.rank}};
+        if (e.exact_) s["ring_fixed"] = copy_of(e.ring_i_, torch::kInt64);
+        else s["ring"] = copy_of(e.ring_f_, torch::kFloat32);
+        return s;
+    }
 
-std::vector<Tensor> Engine::drain() {
-    std::vector<Tensor> out = {copy_of(rec_steps_, torch::kInt32), copy_of(rec_gids_, torch::kInt32)};
-    rec_steps_.clear();
-    rec_gids_.clear();
-    return out;
-}
+    static void set_state(Engine& e, std::map<std::string, Tensor> s) {
+        const char* ring = e.exact_ ? "ring_fixed" : "ring";
+        TORCH_CHECK(s.count(ring), "the checkpoint has no '", ring, "': it was written in the other accumulation "
+                    "mode (resume with the same --deterministic setting)");
+        fill_from(e.V_, s.at("v").to(torch::kFloat64).contiguous(), "v");
+        fill_from(e.I_, s.at("i_syn").to(torch::kFloat64).contiguous(), "i_syn");
+        fill_from(e.refr_, s.at("refractory").to(torch::kInt32).contiguous(), "refractory");
+        fill_from(e.counts_, s.at("counts").to(torch::kInt64).contiguous(), "counts");
+        if (e.exact_) fill_from(e.ring_i_, s.at(ring).to(torch::kInt64).contiguous(), ring);
+        else fill_from(e.ring_f_, s.at(ring).to(torch::kFloat32).contiguous(), ring);
+        e.step_ = s.at("step").item<int64_t>();
+        e.events_ = s.at("events").item<int64_t>();
+        e.pblock_ = -1;
+        e.rec_steps_.clear();
+        e.rec_gids_.clear();
+    }
 
-Tensor Engine::last_spikes() const { return copy_of(spikes_, torch::kInt32); }
-Tensor Engine::counts() const { return copy_of(counts_, torch::kInt64); }
+    static std::map<std::string, int64_t> info(const Engine& e) {
+        const Net& n = e.net_;
+        return {{"n_local", n.n_local},
+                {"n_segments", n.n_seg},
+                {"n_synapses_local", (int64_t)n.syn.size()},
+                {"synapse_bytes", (int64_t)(n.syn.size() * 4 + n.ptr.size() * 8)},
+                {"ring_bytes", (int64_t)(e.ring_f_.size() * 4 + e.ring_i_.size() * 8)},
+                {"ring_slots", e.D_},
+                {"max_delay", n.max_delay},
+                {"fixed_point_bits", e.exact_ ? e.scale_bits_ : 0},
+                {"step", e.step_},
+                {"events", e.events_}};
+    }
 
-Tensor Engine::out_degree(int64_t a, int64_t b) const {
-    TORCH_CHECK(a >= 0 && a < net_.n_pop && b >= 0 && b < net_.n_src, "no block (", a, ", ", b, ")");
-    return copy_of(net_.deg[(size_t)a * net_.n_src + b], torch::kInt32);
-}
+    static std::vector<Tensor> drain(Engine& e) {
+        std::vector<Tensor> out = {copy_of(e.rec_steps_, torch::kInt32), copy_of(e.rec_gids_, torch::kInt32)};
+        e.rec_steps_.clear();
+        e.rec_gids_.clear();
+        return out;
+    }
 
-std::vector<Tensor> Engine::synapses() const {
-    std::vector<int64_t> src, tgt, del;
-    std::vector<float> w;
-    for (int64_t j = 0; j < net_.n_sources && !net_.procedural; ++j) {
-        const size_t wb = (size_t)net_.src_group(j) * net_.n_pop;
-        for (int64_t seg = 0; seg < net_.n_seg; ++seg) {
-            const int a = net_.seg_pop[seg];
-            for (int64_t e = net_.ptr[j * net_.n_seg + seg]; e < net_.ptr[j * net_.n_seg + seg + 1]; ++e) {
-                const uint32_t x = net_.syn[e];
-                src.push_back(j);
-                tgt.push_back(gid(net_.seg_begin[seg] + (x & (kSegment - 1))));
-                del.push_back((x >> kOffsetBits) & kMaxDelay);
-                w.push_back(net_.wmu0[wb + a] + net_.wstep[wb + a] * (float)(x >> 22));
+    static Tensor last_spikes(const Engine& e) { return copy_of(e.spikes_, torch::kInt32); }
+    static Tensor counts(const Engine& e) { return copy_of(e.counts_, torch::kInt64); }
+
+    static Tensor out_degree(const Engine& e, int64_t a, int64_t b) {
+        TORCH_CHECK(a >= 0 && a < e.net_.n_pop && b >= 0 && b < e.net_.n_src, "no block (", a, ", ", b, ")");
+        return copy_of(e.net_.deg[(size_t)a * e.net_.n_src + b], torch::kInt32);
+    }
+
+    // This rank's stored synapses as (source gid, target gid, delay steps, weight pA), row by row.
+    static std::vector<Tensor> synapses(const Engine& e) {
+        const Net& n = e.net_;
+        std::vector<int64_t> src, tgt, del;
+        std::vector<float> w;
+        for (int64_t j = 0; j < n.n_sources && !n.procedural; ++j) {
+            const size_t wb = (size_t)n.src_group(j) * n.n_pop;
+            for (int64_t seg = 0; seg < n.n_seg; ++seg) {
+                const int a = n.seg_pop[seg];
+                for (int64_t k = n.ptr[j * n.n_seg + seg]; k < n.ptr[j * n.n_seg + seg + 1]; ++k) {
+                    const uint32_t x = n.syn[k];
+                    src.push_back(j);
+                    tgt.push_back(e.gid(n.seg_begin[seg] + (x & (kSegment - 1))));
+                    del.push_back((x >> kOffsetBits) & kMaxDelay);
+                    w.push_back(n.wmu0[wb + a] + n.wstep[wb + a] * (float)(x >> 22));
+                }
             }
         }
+        return {copy_of(src, torch::kInt64), copy_of(tgt, torch::kInt64), copy_of(del, torch::kInt64),
+                copy_of(w, torch::kFloat32)};
     }
-    return {copy_of(src, torch::kInt64), copy_of(tgt, torch::kInt64), copy_of(del, torch::kInt64),
-            copy_of(w, torch::kFloat32)};
-}
+};
 
 // Philox4x32-10 words for (n, 4) counters (known-answer tests).
 Tensor philox_words(int64_t k0, int64_t k1, Tensor ctr) {
@@ -127,25 +185,25 @@ Tensor binomial_draws(int64_t n, double p, int64_t count, int64_t seed) {
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     using popnet::Engine;
+    using IO = popnet::EngineIO;
     pybind11::class_<Engine>(m, "Engine")
-        .def(pybind11::init<torch::Tensor, int64_t, torch::Tensor, torch::Tensor, torch::Tensor, double, double, double,
-                            int64_t, int64_t, int64_t, bool, bool>())
-        .def("build", &Engine::build)
-        .def("update_pack", &Engine::update_pack)
-        .def("deliver_local", &Engine::deliver_local)
-        .def("deliver_gathered", &Engine::deliver_gathered)
-        .def("deliver_gids", &Engine::deliver_gids)
+        .def(pybind11::init(&IO::make))
+        .def("build", &IO::build)
+        .def("update_pack", &IO::update_pack)
+        .def("deliver_local", &IO::deliver_local)
+        .def("deliver_gathered", &IO::deliver_gathered)
+        .def("deliver_gids", &IO::deliver_gids)
         .def("end_step", &Engine::end_step)
-        .def("run", &Engine::run)
-        .def("state", &Engine::state)
-        .def("set_state", &Engine::set_state)
-        .def("info", &Engine::info)
-        .def("drain", &Engine::drain)
+        .def("run", &IO::run)
         .def("set_recording", &Engine::set_recording)
-        .def("last_spikes", &Engine::last_spikes)
-        .def("counts", &Engine::counts)
-        .def("out_degree", &Engine::out_degree)
-        .def("synapses", &Engine::synapses);
+        .def("state", &IO::state)
+        .def("set_state", &IO::set_state)
+        .def("info", &IO::info)
+        .def("drain", &IO::drain)
+        .def("last_spikes", &IO::last_spikes)
+        .def("counts", &IO::counts)
+        .def("out_degree", &IO::out_degree)
+        .def("synapses", &IO::synapses);
     m.def("philox_words", &popnet::philox_words);
     m.def("binomial_draws", &popnet::binomial_draws);
 }

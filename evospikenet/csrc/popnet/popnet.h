@@ -12,9 +12,11 @@
 //               quantised to 1/85 of a standard deviation over +-6 SD (0.06 % of the mean weight for PD14)
 #pragma once
 
-#include <torch/extension.h>
-
+#include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <exception>
+#include <thread>
 #include <vector>
 
 #include "rng.h"
@@ -62,6 +64,27 @@ struct Net {
     int src_group(int64_t gid) const;      // which source group a global id belongs to
     int64_t segment_of(int a, int64_t local) const;  // segment holding a local neuron of population a
 };
+
+// fn(lo, hi) over [0, n) in chunks of `grain`, on `threads` threads taking chunks in turn; the first
+// exception is rethrown in the caller. Work items must be independent (then the result is too).
+template <typename F>
+void parallel_for(int64_t n, int64_t grain, int threads, F&& fn) {
+    std::atomic<int64_t> next{0};
+    std::exception_ptr error;
+    std::atomic<bool> failed{false};
+    auto work = [&] {
+        try {
+            for (int64_t lo; !failed && (lo = next.fetch_add(grain)) < n;) fn(lo, std::min(n, lo + grain));
+        } catch (...) {
+            if (!failed.exchange(true)) error = std::current_exception();
+        }
+    };
+    std::vector<std::thread> pool;
+    for (int t = 1; t < threads; ++t) pool.emplace_back(work);
+    work();
+    for (auto& t : pool) t.join();
+    if (error) std::rethrow_exception(error);
+}
 
 // build.cpp
 void layout(Net& net);                        // local ranges and segments
