@@ -24,12 +24,12 @@ __all__ = ["main", "build_parser"]
 KEYS = {
     "scale": float, "k_scale": float, "t_sim": float, "t_presim": float, "seed": int, "drive": str,
     "thalamic": bool, "record": bool, "deterministic": bool, "procedural": bool, "checkpoint_every": float,
-    "out": str, "threads": int,
+    "out": str, "threads": int, "backend": str, "device": str,
 }  # fmt: skip
 DEFAULTS = {
     "scale": 1.0, "k_scale": None, "t_sim": 1000.0, "t_presim": 500.0, "seed": 1, "drive": "dc",
     "thalamic": False, "record": False, "deterministic": False, "procedural": False, "checkpoint_every": 0.0,
-    "out": "artifacts/sim/pd14", "threads": 0,
+    "out": "artifacts/sim/pd14", "threads": 0, "backend": "native", "device": "cpu",
 }  # fmt: skip
 
 
@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its newest checkpoint")
     run.add_argument("--out", help="run directory (default artifacts/sim/pd14)")
     run.add_argument("--threads", type=int, help="threads per rank for the build (default: cores / ranks)")
+    run.add_argument(
+        "--backend", choices=["native", "torch"], help="native C++ engine (CPU) or torch operations"
+    )
+    run.add_argument(
+        "--device", choices=["cpu", "cuda"], help="the torch backend's device (cuda: one GPU per rank)"
+    )
     run.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     spec = sub.add_parser("spec", help="write the PD14 network description as JSON")
     _model_args(spec)
@@ -139,10 +145,10 @@ def _run_pd14(args: argparse.Namespace) -> int:
         cfg = RunConfig(
             t_presim_ms=s["t_presim"], t_sim_ms=s["t_sim"], seed=s["seed"], record=s["record"],
             deterministic=s["deterministic"], procedural=s["procedural"], checkpoint_every_ms=s["checkpoint_every"],
-            progress=args.progress,
+            backend=s["backend"], device=s["device"], progress=args.progress,
         )  # fmt: skip
         out, threads = Path(s["out"]), s["threads"]
-    comm = init_comm()
+    comm = init_comm(cuda=cfg.device == "cuda")
     torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // comm.local_world))
     try:
         result = simulate(spec, cfg, comm, out, resume=resume)

@@ -25,6 +25,9 @@ import torch.distributed as dist
 
 __all__ = ["Comm", "init_comm", "SpikeExchange", "PeerLost"]
 
+# all_gather_single replaces all_gather_into_tensor in recent torch; older releases have only the latter.
+_all_gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+
 
 class PeerLost(RuntimeError):
     """A collective failed: another rank died, hung or could not be reached."""
@@ -36,8 +39,10 @@ class Comm:
 
     rank: int = 0
     world: int = 1
+    local_rank: int = 0
     local_world: int = 1
     step_group: Any = None  # process group of the per-step exchange (short timeout)
+    device: str = "cpu"  # where exchange buffers live: "cpu" (gloo) or the rank's GPU (NCCL)
 
     @property
     def distributed(self) -> bool:
@@ -60,23 +65,30 @@ class Comm:
             dist.destroy_process_group()
 
 
-def init_comm(setup_timeout_s: float = 1800.0, step_timeout_s: float = 30.0) -> Comm:
+def init_comm(cuda: bool = False, setup_timeout_s: float = 1800.0, step_timeout_s: float = 30.0) -> Comm:
     """Join the ``torchrun`` job described by the environment, or return a single-rank ``Comm``.
 
+    ``cuda``: ranks run on GPUs (each on ``cuda:<local rank>``) and exchange over NCCL; otherwise gloo.
     ``setup_timeout_s`` bounds barriers around the build and checkpoints (ranks build at their own pace);
     ``step_timeout_s`` bounds every per-step exchange.
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if world <= 1:
-        return Comm()
+        return Comm(device=f"cuda:{local_rank}" if cuda else "cpu")
+    backend, device = ("nccl", f"cuda:{local_rank}") if cuda else ("gloo", "cpu")
+    if cuda:
+        torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
-        dist.init_process_group("gloo", timeout=timedelta(seconds=setup_timeout_s))
-    group = dist.new_group(backend="gloo", timeout=timedelta(seconds=step_timeout_s))
+        dist.init_process_group(backend, timeout=timedelta(seconds=setup_timeout_s))
+    group = dist.new_group(backend=backend, timeout=timedelta(seconds=step_timeout_s))
     return Comm(
         rank=dist.get_rank(),
         world=dist.get_world_size(),
+        local_rank=local_rank,
         local_world=int(os.environ.get("LOCAL_WORLD_SIZE", str(world))),
         step_group=group,
+        device=device,
     )
 
 
@@ -90,12 +102,13 @@ class SpikeExchange:
 
     def _resize(self, capacity: int) -> None:
         self.capacity = capacity
-        self.buf = torch.zeros(capacity + 1, dtype=torch.int32)
-        self.out = torch.zeros(self.comm.world * (capacity + 1), dtype=torch.int32)
+        dev = self.comm.device
+        self.buf = torch.zeros(capacity + 1, dtype=torch.int32, device=dev)
+        self.out = torch.zeros(self.comm.world * (capacity + 1), dtype=torch.int32, device=dev)
 
     def _gather(self, out: torch.Tensor, buf: torch.Tensor, step: int, async_op: bool):
         try:
-            return dist.all_gather_into_tensor(out, buf, group=self.comm.step_group, async_op=async_op)
+            return _all_gather(out, buf, group=self.comm.step_group, async_op=async_op)
         except Exception as err:  # gloo raises RuntimeError subclasses of several kinds
             raise PeerLost(self._lost(step, err)) from err
 
@@ -118,11 +131,12 @@ class SpikeExchange:
         self.exchanges += 1
         if most > self.capacity:  # some rank had more spikes than the buffer holds
             extra = most - self.capacity
-            buf = torch.zeros(extra + 1, dtype=torch.int32)
+            dev = self.comm.device
+            buf = torch.zeros(extra + 1, dtype=torch.int32, device=dev)
             mine = engine.last_spikes()[self.capacity :]
             buf[0] = len(mine)
-            buf[1 : 1 + len(mine)] = mine
-            out = torch.zeros(self.comm.world * (extra + 1), dtype=torch.int32)
+            buf[1 : 1 + len(mine)] = mine.to(dev)
+            out = torch.zeros(self.comm.world * (extra + 1), dtype=torch.int32, device=dev)
             self._gather(out, buf, step, async_op=False)
             engine.deliver_gathered(out, self.comm.world, self.comm.rank)
             self._resize(max(2 * self.capacity, 1 << int(most).bit_length()))

@@ -39,6 +39,8 @@ class RunConfig:
     deterministic: bool = False  # exact fixed-point currents: identical spikes on any number of ranks
     procedural: bool = False  # regenerate synapses on each spike instead of storing them
     checkpoint_every_ms: float = 0.0  # model time between checkpoints (0: none)
+    backend: str = "native"  # "native" (C++, CPU) or "torch" (tensor operations on any device)
+    device: str = "cpu"  # the torch backend's device: "cpu" or "cuda" (each rank takes cuda:<local rank>)
     progress: bool = True  # a progress bar on rank 0 (stderr)
 
     def __post_init__(self) -> None:
@@ -48,6 +50,10 @@ class RunConfig:
             )
         if self.checkpoint_every_ms < 0:
             raise ValueError(f"checkpoint_every must be >= 0 ms, got {self.checkpoint_every_ms}")
+        if self.backend not in ("native", "torch"):
+            raise ValueError(f"backend must be 'native' or 'torch', got {self.backend!r}")
+        if self.backend == "native" and self.device != "cpu":
+            raise ValueError("the native engine runs on the CPU; use --backend torch for --device cuda")
 
 
 def _peak_rss_gib() -> float:
@@ -88,7 +94,13 @@ def simulate(spec: NetworkSpec, cfg: RunConfig, comm: Comm, out: str | Path, res
 
     load_popnet()  # compiling the extension (first use only) is not part of the build time
     t0 = time.perf_counter()
-    engine = NativeEngine(spec, cfg.seed, comm.rank, comm.world, cfg.procedural, cfg.deterministic)
+    if cfg.backend == "torch":
+        from .torch_engine import TorchEngine
+
+        device = f"cuda:{comm.local_rank}" if cfg.device == "cuda" else cfg.device
+        engine = TorchEngine(spec, cfg.seed, comm.rank, comm.world, cfg.procedural, cfg.deterministic, device)
+    else:
+        engine = NativeEngine(spec, cfg.seed, comm.rank, comm.world, cfg.procedural, cfg.deterministic)
     engine.build()
     meta: dict = {}
     records = 0
@@ -110,7 +122,7 @@ def simulate(spec: NetworkSpec, cfg: RunConfig, comm: Comm, out: str | Path, res
             out / "spikes" / f"rank{comm.rank:04d}.bin", keep_records=records if resume else None
         )
         engine.set_recording(True)
-    exchange = SpikeExchange(comm) if comm.distributed else None
+    exchange = SpikeExchange(comm) if comm.distributed else None  # buffers on comm.device (NCCL: the GPU)
     presim_counts = torch.tensor(meta["presim_counts"]) if meta.get("presim_counts") else None
     presim_events = meta.get("presim_events")
     if step >= n_presim and presim_counts is None:  # a run without presimulation
@@ -185,6 +197,8 @@ def simulate(spec: NetworkSpec, cfg: RunConfig, comm: Comm, out: str | Path, res
         "seed": cfg.seed,
         "deterministic": cfg.deterministic,
         "procedural": cfg.procedural,
+        "backend": cfg.backend,
+        "device": cfg.device,
         "resumed_from_step": int(meta["step"]) if meta else None,
         "out": str(out),
     }

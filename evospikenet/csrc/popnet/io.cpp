@@ -132,6 +132,41 @@ struct EngineIO {
         return copy_of(e.net_.deg[(size_t)a * e.net_.n_src + b], torch::kInt32);
     }
 
+    // The stored synapses decoded for a tensor implementation: each source's synapses are contiguous
+    // (rows (j, 0..S-1) follow each other), so source j owns [src_ptr[j], src_ptr[j + 1]).
+    static std::map<std::string, Tensor> arrays(const Engine& e) {
+        const Net& n = e.net_;
+        TORCH_CHECK(!n.procedural, "a procedural engine stores no synapses");
+        const int64_t m = (int64_t)n.syn.size();
+        auto src_ptr = torch::empty({n.n_sources + 1}, torch::kInt64);
+        auto target = torch::empty({m}, torch::kInt32);
+        auto delay = torch::empty({m}, torch::kInt16);
+        auto wf = torch::empty({m}, torch::kFloat32);
+        auto wi = torch::empty({e.exact_ ? m : 0}, torch::kInt64);
+        int64_t* sp = src_ptr.data_ptr<int64_t>();
+        int32_t* t = target.data_ptr<int32_t>();
+        int16_t* d = delay.data_ptr<int16_t>();
+        float* f = wf.data_ptr<float>();
+        int64_t* w = wi.data_ptr<int64_t>();
+        for (int64_t j = 0; j <= n.n_sources; ++j) sp[j] = n.ptr[std::min(j, n.n_sources) * n.n_seg];
+        for (int64_t j = 0; j < n.n_sources; ++j) {
+            const size_t wb = (size_t)n.src_group(j) * n.n_pop;
+            for (int64_t seg = 0; seg < n.n_seg; ++seg) {
+                const int a = n.seg_pop[seg];
+                for (int64_t k = n.ptr[j * n.n_seg + seg]; k < n.ptr[j * n.n_seg + seg + 1]; ++k) {
+                    const uint32_t x = n.syn[k];
+                    t[k] = (int32_t)(n.seg_begin[seg] + (x & (kSegment - 1)));
+                    d[k] = (int16_t)((x >> kOffsetBits) & kMaxDelay);
+                    f[k] = n.wmu0[wb + a] + n.wstep[wb + a] * (float)(x >> 22);
+                    if (e.exact_) w[k] = e.wmu0_i_[wb + a] + e.wstep_i_[wb + a] * (int64_t)(x >> 22);
+                }
+            }
+        }
+        return {{"src_ptr", src_ptr}, {"target", target}, {"delay", delay}, {"weight", wf}, {"weight_fixed", wi},
+                {"ring_slots", torch::tensor({e.D_})}, {"fixed_point_bits", torch::tensor({(int64_t)e.scale_bits_})},
+                {"v0", copy_of(e.V_, torch::kFloat64)}};
+    }
+
     // This rank's stored synapses as (source gid, target gid, delay steps, weight pA), row by row.
     static std::vector<Tensor> synapses(const Engine& e) {
         const Net& n = e.net_;
@@ -203,7 +238,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         .def("last_spikes", &IO::last_spikes)
         .def("counts", &IO::counts)
         .def("out_degree", &IO::out_degree)
-        .def("synapses", &IO::synapses);
+        .def("synapses", &IO::synapses)
+        .def("arrays", &IO::arrays);
     m.def("philox_words", &popnet::philox_words);
     m.def("binomial_draws", &popnet::binomial_draws);
 }
