@@ -76,7 +76,9 @@ class TorchEngine:
                 int(g[1]),
                 int(g[14]),
                 int(g[15]),
-                torch.tensor(poisson_cdf(float(g[12])), dtype=torch.float64),
+                torch.tensor(
+                    [poisson_cdf(float(g[12]))] * int(g[1]), dtype=torch.float64
+                ),  # one row per source
             )
             for g in gens
         ]
@@ -133,9 +135,7 @@ class TorchEngine:
         for first, size, on, off, cdf in self.generators:
             if on <= self.step < off:
                 ids = torch.arange(first, first + size, dtype=torch.int64)
-                c = poisson_counts(
-                    cdf.expand(size, -1), open01(philox(self.key, TAG["generator"], ids, self.step, 0, 0)[0])
-                )
+                c = poisson_counts(cdf, open01(philox(self.key, TAG["generator"], ids, self.step, 0, 0)[0]))
                 out.append(torch.repeat_interleave(ids, c))
         return (
             torch.cat(out).to(self.device) if out else torch.zeros(0, dtype=torch.int64, device=self.device)
