@@ -44,6 +44,7 @@ from torch import nn
 from evospikenet.neurons import LIF
 
 __all__ = [
+    "NIR_CLASSES",
     "NIR_DT",
     "RESET_KEY",
     "RecurrentLIF",
@@ -56,6 +57,7 @@ __all__ = [
 
 NIR_DT = 1e-4  # the step (s) NIR time constants are written for (snnTorch's importer assumes it)
 RESET_KEY = "evospikenet.reset"  # LIF node metadata key: "subtract" marks a subtract reset NIR cannot express
+NIR_CLASSES = ("ECGSpikingNet", "DigitsClassifier")  # saved model classes with a NIR form
 
 
 class RecurrentLIF(nn.Module):
@@ -134,16 +136,24 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 
 def to_nir(model: nn.Module):
-    """The NIR graph (``nir.NIRGraph``) of a :class:`SpikingSequential` or an ``ECGSpikingNet``."""
+    """The NIR graph (``nir.NIRGraph``) of a :class:`SpikingSequential`, an ``ECGSpikingNet`` or a
+    ``DigitsClassifier`` (:mod:`hub.nir_digits`)."""
     import nir
 
     from evospikenet.models.ecg import ECGSpikingNet
 
+    from .export_onnx import DigitsClassifier
+
     if isinstance(model, ECGSpikingNet):
         return ecg_to_nir(model)
+    if isinstance(model, DigitsClassifier):
+        from .nir_digits import digits_to_nir
+
+        return digits_to_nir(model)
     if not isinstance(model, SpikingSequential):
         raise ValueError(
-            f"model must be a SpikingSequential or an ECGSpikingNet for NIR export, got {type(model).__name__}"
+            "model must be a SpikingSequential, an ECGSpikingNet or a DigitsClassifier for NIR export, "
+            f"got {type(model).__name__}"
         )
     with torch.no_grad():
         shapes, h = [], torch.zeros(1, *model.input_shape)
@@ -325,7 +335,9 @@ class _MultiInputGraph(nn.Module):
             raise ValueError(f"inputs must be {self.inputs}, got {sorted(vals)}")
         if state is None:
             for m in self.mods.values():
-                if hasattr(m, "mem"):
+                if hasattr(m, "reset_state"):
+                    m.reset_state()
+                elif hasattr(m, "mem"):
                     m.mem = torch.zeros(0)
         for k in self.order:
             h = sum(vals[a] for a in self.preds[k])
@@ -333,13 +345,26 @@ class _MultiInputGraph(nn.Module):
         return vals[self.output], {"started": True}
 
 
+def _meta(node, key: str):
+    """A metadata string of a NIR node (``nir.read`` may return bytes)."""
+    v = node.metadata.get(key)
+    return v.decode() if isinstance(v, bytes) else v
+
+
 def export_nir_file(model, path) -> Path:
-    """Write ``to_nir(model)`` to ``path`` (HDF5, ``nir.write``); returns the path."""
+    """Write ``to_nir(model)`` to ``path`` (HDF5, ``nir.write``; a temporary file renamed into place)."""
+    import os
+
     import nir
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    nir.write(str(path), to_nir(model))
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        nir.write(str(tmp), to_nir(model))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -364,7 +389,12 @@ def read_into_snntorch(graph, honour_reset: bool = True) -> nn.Module:
 
     edges = set(graph.edges)
     cyclic = any((b, a) in edges for a, b in edges)
-    special = any(
+    from .nir_digits import WTA_KEY, WTALIF
+
+    wta = honour_reset and any(
+        isinstance(n, nir.LIF) and n.metadata.get(WTA_KEY) for n in graph.nodes.values()
+    )
+    special = wta or any(
         isinstance(n, (nir.Flatten, nir.Conv1d)) or (isinstance(n, nir.LIF) and n.metadata.get(RESET_KEY))
         for n in graph.nodes.values()
     )
@@ -374,8 +404,10 @@ def read_into_snntorch(graph, honour_reset: bool = True) -> nn.Module:
     node_map = {t: conv for t in (nir.Affine, nir.Linear, nir.Conv2d, nir.IF, nir.CubaLIF)}
 
     def lif(n):
-        if honour_reset and n.metadata.get(RESET_KEY) == "subtract":
+        if honour_reset and _meta(n, RESET_KEY) == "subtract":
             return _SubtractLIF(n)
+        if honour_reset and _meta(n, WTA_KEY) == "hard":
+            return WTALIF(n)
         return conv(n)
 
     def conv1d(n):  # snnTorch's importer has no Conv1d
@@ -394,6 +426,6 @@ def read_into_snntorch(graph, honour_reset: bool = True) -> nn.Module:
     node_map[nir.Flatten] = lambda n: nn.Flatten(
         n.start_dim + 1, n.end_dim if n.end_dim < 0 else n.end_dim + 1
     )
-    if sum(isinstance(n, nir.Input) for n in graph.nodes.values()) > 1:
+    if wta or sum(isinstance(n, nir.Input) for n in graph.nodes.values()) > 1:
         return _MultiInputGraph(graph, node_map)
     return nirtorch.nir_to_torch(graph, node_map)

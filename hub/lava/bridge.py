@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evospikenet.core import Network
+from evospikenet.core import Network, Population, Projection, fixed_probability
 
 __all__ = [
     "LAVA_VENV",
@@ -46,6 +46,7 @@ __all__ = [
     "export_lava",
     "run_lava",
     "run_core",
+    "random_network",
     "save_loihi",
     "load_loihi",
     "run_lava_loihi",
@@ -108,6 +109,40 @@ def export_lava(net: Network, path, n_steps: int = 100) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, spec=np.array(json.dumps(spec)), **arrays)
     return path
+
+
+def _w8(n_pre, n_post, p, lo, hi, seed):
+    g = torch.Generator().manual_seed(seed)
+    return fixed_probability(
+        n_pre,
+        n_post,
+        p,
+        dtype=torch.int8,
+        seed=seed,
+        weight=lambda k, _g: torch.randint(lo, hi, (k,), generator=g).to(torch.int8),
+    )
+
+
+def random_network(n_a: int = 40, n_b: int = 160, seed: int = 0) -> Network:
+    """A test network for the bridge: biased drivers ``a`` (random initial voltages) -> recurrent ``b``
+    (mixed-sign int8 weights) -| ``a`` (inhibitory feedback); every population ``loihi``, delays 1."""
+    g = torch.Generator().manual_seed(seed)
+    a = Population(
+        "a",
+        n_a,
+        "loihi",
+        dict(du=4095, dv=256, vth=20, bias_mant=100, bias_exp=1),
+        v0=torch.randint(0, 1280, (n_a,), generator=g).to(torch.int32),
+    )
+    b = Population("b", n_b, "loihi", dict(du=3000, dv=400, vth=40))
+    return Network(
+        [a, b],
+        [
+            Projection("ab", a, b, _w8(n_a, n_b, 0.3, -40, 90, seed + 1)),
+            Projection("bb", b, b, _w8(n_b, n_b, 0.1, -128, 100, seed + 2)),
+            Projection("ba", b, a, _w8(n_b, n_a, 0.05, -6, 0, seed + 3)),
+        ],
+    )
 
 
 def run_lava(net: Network, n_steps: int, timeout: float = 600.0) -> tuple[dict[str, np.ndarray], float]:
