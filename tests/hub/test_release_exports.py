@@ -106,7 +106,6 @@ def test_console_script_help_and_pull(hub_server, tmp_path):
     assert (tmp_path / "cache") in Path(r.stdout.strip().splitlines()[-1]).parents
     r = _cli("pull", "evo/nope", "--cache-dir", str(tmp_path / "cache"), env={"HF_ENDPOINT": url})
     assert r.returncode == 2 and "evospikenet-hub: error:" in r.stderr
-    r = _cli("release", "--artifacts", str(tmp_path), "--org", "evo", "--dry-run")
-    assert r.returncode == 0 and json.loads(r.stdout.strip().splitlines()[-1]) == [
-        [str(tmp_path / "m"), "evo/m"]
-    ]
+    r = _cli("release", "--artifacts", str(tmp_path / "art"), "--org", "evo", "--dry-run")
+    assert r.returncode == 0
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == [[str(tmp_path / "art" / "m"), "evo/m"]]
