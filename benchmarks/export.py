@@ -3,7 +3,7 @@
 ``python benchmarks/export.py [--quick] [--ecg-model DIR]`` prints progress to stderr and, as its last stdout
 line, one JSON object: ``{"onnx": {"ecg"|"digits"|"lm": {"eager_ms", "ort_ms", "speedup", "spike_agreement",
 "max_abs_logit_diff", "samples_with_spike_flip", "argmax_flip_rate"}}, "lava": {"neurons", "steps",
-"spike_match", "lava_s", "core_s"}, "lava_ecg": {"beats", "records", "spike_match", "accuracy_lava",
+"spike_match", "lava_s", "core_s"}, "nir": {"ecg": {...}, "digits": {...}}, "lava_ecg": {"beats", "records", "spike_match", "accuracy_lava",
 "accuracy_float", "loihi_cores", "sops_per_beat", "energy_per_beat_j_estimate", "lava_s"}, "lava_ecg_cost":
 {...}}``.
 
@@ -14,7 +14,9 @@ of 5 records (100, 106, 208, 223, 232: every AAMI class occurs), else every held
 The beats run through the float model, the core's ``loihi`` profile and Lava's ``Loihi2SimCfg`` (fixed
 point); ``spike_match`` is the fraction of (step, beat, neuron) spikes where Lava and the core agree,
 ``lava_s`` the wall time of the Lava subprocess (start, build, run, read back). ``lava_ecg_cost`` is
-:func:`hub.lava.cost.loihi_cost` on those beats (its sources are in that module). Both sides run one thread (``torch.set_num_threads(1)``, ORT
+:func:`hub.lava.cost.loihi_cost` on those beats (its sources are in that module). ``nir``: the trained ECG
+net (same beats) and digits net (``artifacts/digits_debug``) exported to NIR and read back into snnTorch
+(:func:`bench_nir`). Both sides run one thread (``torch.set_num_threads(1)``, ORT
 ``intra_op_num_threads=1``); times are medians of repeated calls on the same batch. Models: the spiking ECG
 net (default sizes), the STDP digits net (``artifacts/digits_debug`` when present) and a small spiking LM
 (fixed context), with the weights they have (the agreement figures do not need trained weights).
@@ -192,6 +194,59 @@ def bench_lava_ecg(quick: bool, model_dir: Path) -> tuple[dict, dict]:
     return out, extra
 
 
+def bench_nir(quick: bool, ecg_dir: Path, digits_dir: Path) -> dict:
+    """Trained ECG and digits nets through NIR and back into snnTorch: spikes and classes vs PyTorch.
+
+    ECG: held-out beats (as ``lava_ecg``) with the reset metadata honoured and ignored; digits: Bernoulli
+    spike trains at rate 0.25 (seeded) for the digits network.
+    """
+    import nir
+
+    from hub.export_nir import export_nir_file
+    from hub.lava.ecg import ECG_RECORDS, heldout_beats
+    from hub.models import load_model
+    from hub.nir_digits import run_digits_graph
+    from hub.nir_ecg import ECG_LIFS, run_ecg_graph
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        if (ecg_dir / "model.safetensors").is_file():
+            model = load_model(ecg_dir)
+            beats = heldout_beats(model.config, ECG_RECORDS if quick else None, 100 if quick else None)
+            x, rr, y = torch.from_numpy(beats.x), torch.from_numpy(beats.rr), beats.y
+            graph = nir.read(str(export_nir_file(model, Path(tmp) / "ecg.nir")))
+            with torch.no_grad():
+                ref, spikes = model(x, rr, return_spikes=True)
+            row = {"beats": len(y), "accuracy_pytorch": float((ref.argmax(1).numpy() == y).mean())}
+            for mode, honour in (("metadata", True), ("zero_reset", False)):
+                steps, got = run_ecg_graph(graph, x, rr, model.config.time_steps, honour)
+                same = sum(int((got[k] == s).sum()) for k, s in zip(ECG_LIFS, spikes))
+                pred = steps.mean(0).argmax(1)
+                row[mode] = {
+                    "spike_match": same / sum(s.numel() for s in spikes),
+                    "same_class": float((pred == ref.argmax(1)).float().mean()),
+                    "accuracy": float((pred.numpy() == y).mean()),
+                    "max_abs_logit_diff": float((steps.mean(0) - ref).abs().max()),
+                }
+            out["ecg"] = row
+        if (digits_dir / "model.safetensors").is_file():
+            model = load_model(digits_dir)
+            g = torch.Generator().manual_seed(0)
+            n = 64 if quick else 512
+            x = torch.bernoulli(torch.full((model.net.time_steps, n, model.net.n_in), 0.25), generator=g)
+            graph = nir.read(str(export_nir_file(model, Path(tmp) / "digits.nir")))
+            with torch.no_grad():
+                ref, spikes = model(x, return_spikes=True)
+            logits, got = run_digits_graph(graph, x)
+            out["digits"] = {
+                "samples": n,
+                "spike_match": float((got == spikes).float().mean()),
+                "same_class": float((logits.argmax(1) == ref.argmax(1)).float().mean()),
+                "max_abs_logit_diff": float((logits - ref).abs().max()),
+            }
+    return out
+
+
 def _horowitz(model, beats) -> float:
     """The project's own compute-energy estimate of the float net on the same beats (45 nm, SOPs + MACs)."""
     from evospikenet.energy import HOROWITZ_45NM, OpCounter
@@ -210,6 +265,7 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
     lava_ecg, cost = bench_lava_ecg(a.quick, Path(a.ecg_model))
     result = {
+        "nir": bench_nir(a.quick, Path(a.ecg_model), ROOT / "artifacts" / "digits_debug"),
         "onnx": bench_onnx(a.quick),
         "lava": bench_lava(a.quick),
         "lava_ecg": lava_ecg,

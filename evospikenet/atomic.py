@@ -125,7 +125,9 @@ class AtomicSaveMixin:
     """``save_pretrained`` into a temporary directory swapped into place (see the module docstring)."""
 
     def save_pretrained(self, save_directory, *args, **kwargs):
-        if kwargs.get("push_to_hub"):  # the Hub upload names the repo after the folder: keep transformers' path
+        if kwargs.get(
+            "push_to_hub"
+        ):  # the Hub upload names the repo after the folder: keep transformers' path
             return super().save_pretrained(save_directory, *args, **kwargs)
         target = Path(save_directory)
         with atomic_directory(target) as tmp:

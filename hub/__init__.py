@@ -1,11 +1,14 @@
 """EvoSpikeNet hub: publish to and pull from the Hugging Face Hub, export to ONNX, NIR and Lava.
 
-* :func:`push` / :func:`pull` / :func:`load_pretrained` (also ``evospikenet-hub push|pull``): safetensors
-  only,
-  verified model directories with a model card (:mod:`hub.card`).
+* :func:`push` / :func:`pull` / :func:`load_pretrained` / :func:`resolve_model` (also ``evospikenet-hub
+  push|pull``): safetensors-only model directories with a manifest, a model card (:mod:`hub.card`) and
+  verified ``exports/`` (:mod:`hub.exports`); every load is checked file by file (:mod:`hub.models`,
+  :mod:`hub.limits`).
 * :func:`export_onnx` (``evospikenet-hub export DIR --format onnx``): the whole time loop in one graph.
-* :func:`to_nir` / :func:`export_nir_file`: NIR graphs of feed-forward, convolutional and recurrent SNNs.
-* :mod:`hub.lava.bridge`: a core network with the ``loihi`` profile on Lava's bit-accurate simulator.
+* :func:`to_nir` / :func:`export_nir_file`: NIR graphs of feed-forward, convolutional and recurrent SNNs,
+  the ECG net (:mod:`hub.nir_ecg`) and the digits net (:mod:`hub.nir_digits`).
+* :mod:`hub.lava`: trained ECG nets in their Loihi 2 form and core networks with the ``loihi`` profile on
+  Lava's bit-accurate simulator; :mod:`hub.lava.cost`: what they cost on the chip.
 
 See ``docs/hub.md``. This package imports ``evospikenet`` only (never ``training`` or ``serving``).
 """
@@ -13,12 +16,13 @@ See ``docs/hub.md``. This package imports ``evospikenet`` only (never ``training
 from .export_nir import RecurrentLIF, SpikingSequential, export_nir_file, read_into_snntorch, to_nir
 from .export_onnx import DigitsClassifier, export_onnx
 from .models import ModelLoadError, load_model, verify_dir
-from .publish import load_pretrained, pull, push, release, release_plan
+from .publish import load_pretrained, pull, push, release, release_plan, resolve_model
 
 __all__ = [
     "push",
     "pull",
     "load_pretrained",
+    "resolve_model",
     "release",
     "release_plan",
     "load_model",

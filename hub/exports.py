@@ -60,35 +60,25 @@ def _onnx(model, kind, out: Path) -> dict:
 def _nir(model, kind, out: Path) -> dict:
     import nir
 
-    from .export_nir import export_nir_file, read_into_snntorch
+    from .export_nir import export_nir_file
 
     export_nir_file(model, out)
-    m = read_into_snntorch(nir.read(str(out)))
+    graph = nir.read(str(out))
     x = _probe(model, kind, torch.Generator().manual_seed(0))
-    rec = []
-    hooks = [
-        mod.register_forward_hook(lambda *a: rec.append(a[2]))
-        for n, mod in m.named_modules()
-        if "lif" in n or n.endswith("exc")
-    ]
-    state = None
     with torch.no_grad():
-        if kind == "ecg":
-            _, ref = model(*x, return_spikes=True)
-            for _ in range(model.config.time_steps):
-                _, state = m(x=x[0].unsqueeze(1), rr=x[1], state=state)
-            ref = [s[t] for t in range(model.config.time_steps) for s in ref]
-        else:
-            _, ref = model(*x, return_spikes=True)
-            for s in x[0].unbind(0):
-                _, state = m(input=s, state=state)
-            ref = list(ref.unbind(0))
-    for h in hooks:
-        h.remove()
-    got = [r if not isinstance(r, tuple) else r[0] for r in rec]
-    same = sum(int((a == b).sum()) for a, b in zip(got, ref)) if len(got) == len(ref) else 0
+        _, ref = model(*x, return_spikes=True)
+    if kind == "ecg":
+        from .nir_ecg import ECG_LIFS, run_ecg_graph
+
+        _, got = run_ecg_graph(graph, *x, model.config.time_steps)
+        pairs = [(got[k], r) for k, r in zip(ECG_LIFS, ref)]
+    else:
+        from .nir_digits import run_digits_graph
+
+        pairs = [(run_digits_graph(graph, x[0])[1], ref)]
+    same = sum(int((a == b).sum()) for a, b in pairs)
     return {
-        "spike_match": same / sum(r.numel() for r in ref),
+        "spike_match": same / sum(b.numel() for _, b in pairs),
         "probe": "seeded random batch",
         "reader": "snnTorch",
     }

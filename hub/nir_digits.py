@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["WTA_KEY", "digits_to_nir", "WTALIF"]
+__all__ = ["WTA_KEY", "digits_to_nir", "WTALIF", "run_digits_graph"]
 
 WTA_KEY = "evospikenet.wta"
 
@@ -105,3 +105,24 @@ class WTALIF(nn.Module):
         self.mem = v * (1.0 - fired[:, None])
         self.theta = self.theta + self.theta_plus * s.sum(0)
         return s
+
+
+def run_digits_graph(graph, spikes_in: torch.Tensor, honour: bool = True):
+    """Read ``graph`` back into snnTorch and run it on ``spikes_in`` (T, B, n_in).
+
+    Returns the logits (B, n_classes) (mean of the per-step output) and the excitatory spikes (T, B, n).
+    """
+    from .export_nir import read_into_snntorch
+
+    m = read_into_snntorch(graph, honour_reset=honour)
+    rec = []
+    hook = m.mods["exc"].register_forward_hook(
+        lambda mod, i, o: rec.append(o[0] if isinstance(o, tuple) else o)
+    )
+    state, outs = None, []
+    with torch.no_grad():
+        for s in spikes_in.unbind(0):
+            out, state = m(input=s, state=state)
+            outs.append(out)
+    hook.remove()
+    return torch.stack(outs).mean(0), torch.stack(rec)

@@ -8,10 +8,11 @@ from torch import nn
 
 from evospikenet.models.plastic_snn import PlasticDigitsSNN
 from hub.cli import main as cli
-from hub.export_nir import export_nir_file, read_into_snntorch
+from hub.export_nir import export_nir_file
 from hub.export_onnx import DigitsClassifier
 from hub.models import load_model
-from hub.nir_digits import WTA_KEY, WTALIF
+from hub.nir_digits import WTA_KEY
+from hub.nir_digits import run_digits_graph as _run
 
 DIGITS_DIR = ROOT / "artifacts" / "digits_debug"
 
@@ -22,19 +23,6 @@ def _digits(n_exc=24, seed=0):
     with torch.no_grad():
         net.theta.copy_(torch.rand(n_exc) * 0.3)  # learned offsets differ per neuron
     return DigitsClassifier(net, nn.Linear(n_exc, 10), 10.0).eval()
-
-
-def _run(graph, spikes_in, honour=True):
-    m = read_into_snntorch(graph, honour_reset=honour)
-    exc = next(mod for mod in m.modules() if isinstance(mod, WTALIF) or type(mod).__name__ == "Leaky")
-    state, outs, rec = None, [], []
-    hook = exc.register_forward_hook(lambda mod, i, o: rec.append(o[0] if isinstance(o, tuple) else o))
-    with torch.no_grad():
-        for s in spikes_in.unbind(0):
-            out, state = m(input=s, state=state)
-            outs.append(out)
-    hook.remove()
-    return torch.stack(outs).mean(0), torch.stack(rec)
 
 
 def _check(model, path, spikes_in):
