@@ -13,11 +13,6 @@
 See ``docs/hub.md``. This package imports ``evospikenet`` only (never ``training`` or ``serving``).
 """
 
-from .export_nir import RecurrentLIF, SpikingSequential, export_nir_file, read_into_snntorch, to_nir
-from .export_onnx import DigitsClassifier, export_onnx
-from .models import ModelLoadError, load_model, verify_dir
-from .publish import load_pretrained, pull, push, release, release_plan, resolve_model
-
 __all__ = [
     "push",
     "pull",
@@ -36,3 +31,31 @@ __all__ = [
     "SpikingSequential",
     "RecurrentLIF",
 ]
+
+_WHERE = {
+    "push": "publish",
+    "pull": "publish",
+    "load_pretrained": "publish",
+    "resolve_model": "publish",
+    "release": "publish",
+    "release_plan": "publish",
+    "load_model": "models",
+    "verify_dir": "models",
+    "ModelLoadError": "models",
+    "export_onnx": "export_onnx",
+    "DigitsClassifier": "export_onnx",
+    "to_nir": "export_nir",
+    "export_nir_file": "export_nir",
+    "read_into_snntorch": "export_nir",
+    "SpikingSequential": "export_nir",
+    "RecurrentLIF": "export_nir",
+}
+
+
+def __getattr__(name: str):
+    """Import the submodule that defines ``name`` on first use (``evospikenet-hub --help`` stays fast)."""
+    if name not in _WHERE:
+        raise AttributeError(f"module 'hub' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
