@@ -2,8 +2,8 @@
 
 A card states the task, data sets, metrics, spike rates and energy estimates (from the core's accounting:
 ``OpCounter`` SOPs/MACs priced by ``EnergyModel``, measured on a probe input at publish time), the license,
-the
-recipe that made the model, and a usage snippet that runs with ``pip install evospikenet`` and nothing else.
+the recipe that made the model, a usage snippet that runs with ``pip install evospikenet`` and nothing else, and
+the ``exports/`` of the release (format, file, verification figure, command).
 Metrics and the recipe come from the model directory when present (``metrics.json``, ``recipe.yaml`` or
 ``recipe.json``) or from the caller.
 """
@@ -20,7 +20,7 @@ from evospikenet.energy import HOROWITZ_45NM, OpCounter
 
 from .models import DIGITS_TYPE, verify_dir
 
-__all__ = ["TASKS", "probe_stats", "build_card"]
+__all__ = ["TASKS", "probe_stats", "build_card", "exports_section"]
 
 # model type -> (pipeline tag, task sentence, data sets)
 TASKS = {
@@ -125,6 +125,33 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _verification(v) -> str:
+    if isinstance(v, str):
+        return v
+    return ", ".join(f"{k} {_fmt(x)}" for k, x in v.items())
+
+
+def exports_section(rows: list[dict]) -> str:
+    """The card's "Exports" section: one row per export with its verification figure and command."""
+    if not rows:
+        return ""
+    lines = [
+        "## Exports",
+        "",
+        "Built and verified when this model was published (`exports/verification.json` holds the figures);",
+        "every file is listed with its SHA-256 in `evospikenet_manifest.json`, which `evospikenet-hub pull`",
+        "checks before anything is loaded.",
+        "",
+        "| format | file | verification | command |",
+        "|---|---|---|---|",
+    ]
+    for r in rows:
+        f = f"`{r['file']}`" if r["file"] else "none"
+        cmd = f"`{r['command']}`" if r["command"] else ""
+        lines.append(f"| {r['format']} | {f} | {_verification(r['verification'])} | {cmd} |")
+    return "\n".join(lines) + "\n"
+
+
 def build_card(
     model_dir,
     repo_id: str,
@@ -133,6 +160,7 @@ def build_card(
     recipe: str | None = None,
     license: str = "apache-2.0",
     stats: dict | None = None,
+    exports: list[dict] | None = None,
 ) -> ModelCard:
     """A ``ModelCard`` for the model in ``model_dir`` as published under ``repo_id``."""
     d = Path(model_dir)
@@ -190,6 +218,7 @@ model: compute energy only, memory traffic excluded).
 ## Usage
 
 {_usage(repo_id, mt)}
+{exports_section(exports or [])}
 ## License
 
 {license}

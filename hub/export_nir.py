@@ -18,19 +18,8 @@ is refused. Linear layers become ``Affine`` (``Linear`` without bias), convs ``C
 recurrent layer a ``LIF`` with an ``Affine``/``Linear`` loop on itself (the pattern snnTorch imports as
 ``RLeaky``).
 
-**ECG classifier** (:class:`evospikenet.models.ecg.ECGSpikingNet`, :func:`ecg_to_nir`). Two inputs: the beat
-``x`` (1, L), fed unchanged at every step, and the raw RR features ``rr`` (6,). Eval-mode BN is folded into
-the three convs (``Conv1d`` with bias); the RR standardisation is folded into the side current,
-``W_rr (rr - m) / s = (W_rr / s) rr - (W_rr / s) m`` (an ``Affine`` from ``rr``), which NIR sums with the
-``fc`` ``Affine`` at the hidden LIF; the output node is the readout ``W_o S^{fc}_t + b_o`` per step, whose
-mean over the ``T = config.time_steps`` steps is the model's logits. Its LIF neurons reset by
-**subtraction** (``V_t = H_t - S_t V_th``), which NIR 1.0's ``LIF`` cannot express (its reset sets
-``v_reset``). Each LIF node is therefore written with ``v_reset = 0`` and ``metadata["evospikenet.reset"] =
-"subtract"``: :func:`read_into_snntorch` honours the metadata (a subtract-reset neuron, the exact model;
-snnTorch's own subtract-reset ``Leaky`` subtracts a step later and is a different neuron), while a reader
-that ignores metadata runs the zero-reset approximation (agreement measured in ``docs/hub.md``).
-nirtorch 2.6 refuses graphs with two ``Input`` nodes, so such graphs are read back into the same snnTorch
-modules and run by a small topological executor (``_MultiInputGraph``).
+The saved classifiers have their own modules: :mod:`hub.nir_ecg` (``ECGSpikingNet``, subtract reset carried
+as node metadata) and :mod:`hub.nir_digits` (the STDP digits net, winner-take-all carried as metadata).
 """
 
 from __future__ import annotations
@@ -44,18 +33,19 @@ from torch import nn
 from evospikenet.neurons import LIF
 
 __all__ = [
+    "NIR_CLASSES",
     "NIR_DT",
     "RESET_KEY",
     "RecurrentLIF",
     "SpikingSequential",
     "to_nir",
-    "ecg_to_nir",
     "export_nir_file",
     "read_into_snntorch",
 ]
 
 NIR_DT = 1e-4  # the step (s) NIR time constants are written for (snnTorch's importer assumes it)
 RESET_KEY = "evospikenet.reset"  # LIF node metadata key: "subtract" marks a subtract reset NIR cannot express
+NIR_CLASSES = ("ECGSpikingNet", "DigitsClassifier")  # saved model classes with a NIR form
 
 
 class RecurrentLIF(nn.Module):
@@ -134,16 +124,26 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 
 def to_nir(model: nn.Module):
-    """The NIR graph (``nir.NIRGraph``) of a :class:`SpikingSequential` or an ``ECGSpikingNet``."""
+    """The NIR graph (``nir.NIRGraph``) of a :class:`SpikingSequential`, an ``ECGSpikingNet`` or a
+    ``DigitsClassifier`` (:mod:`hub.nir_digits`)."""
     import nir
 
     from evospikenet.models.ecg import ECGSpikingNet
 
+    from .export_onnx import DigitsClassifier
+
     if isinstance(model, ECGSpikingNet):
+        from .nir_ecg import ecg_to_nir
+
         return ecg_to_nir(model)
+    if isinstance(model, DigitsClassifier):
+        from .nir_digits import digits_to_nir
+
+        return digits_to_nir(model)
     if not isinstance(model, SpikingSequential):
         raise ValueError(
-            f"model must be a SpikingSequential or an ECGSpikingNet for NIR export, got {type(model).__name__}"
+            "model must be a SpikingSequential, an ECGSpikingNet or a DigitsClassifier for NIR export, "
+            f"got {type(model).__name__}"
         )
     with torch.no_grad():
         shapes, h = [], torch.zeros(1, *model.input_shape)
@@ -192,102 +192,6 @@ def to_nir(model: nn.Module):
     return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
 
 
-def ecg_to_nir(model):
-    """NIR graph of a trained ``ECGSpikingNet`` (eval mode; see the module docstring).
-
-    Inputs ``x`` (1, L) and ``rr`` (n_rr,); output the per-step readout (n_classes,). LIF nodes carry
-    ``metadata[RESET_KEY] = "subtract"`` (exact with :func:`read_into_snntorch`, zero reset elsewhere).
-    """
-    import nir
-
-    from evospikenet.models.ecg import ECGSpikingNet
-
-    if not isinstance(model, ECGSpikingNet):
-        raise ValueError(f"model must be an ECGSpikingNet, got {type(model).__name__}")
-    cfg, p = model.config, model.lif
-    if p.v_rest != 0.0 or p.refractory_steps or abs((1.0 - p.beta) * p.r - 1.0) > 1e-6:
-        raise ValueError(f"ECGSpikingNet LIF params {p} have no NIR form")
-
-    def lif(shape):
-        full = lambda v: np.full(shape, v, dtype=np.float32)  # noqa: E731
-        return nir.LIF(
-            tau=full(NIR_DT / (1.0 - p.beta)),
-            r=full(p.r),
-            v_leak=full(0.0),
-            v_threshold=full(p.v_th),
-            v_reset=full(0.0),
-            metadata={RESET_KEY: "subtract"},
-        )
-
-    with torch.no_grad():
-        folded = model.folded()
-        n, shapes = cfg.window, []
-        for conv in model.convs:
-            shapes.append(n)
-            n = _conv_len(n, conv)
-        w_rr = model.rr_proj.weight / model.rr_std  # (H, n_rr)
-        b_rr = -(w_rr @ model.rr_mean) + model.fc.bias  # fc's bias moved to the side current
-    nodes = {
-        "x": nir.Input(input_type={"input": np.array([1, cfg.window])}),
-        "rr": nir.Input(input_type={"input": np.array([cfg.n_rr])}),
-    }
-    edges, prev = [], "x"
-    for i, (conv, (w, b)) in enumerate(zip(model.convs, folded)):
-        nodes[f"conv{i}"] = nir.Conv1d(
-            shapes[i], _np(w), conv.stride[0], conv.padding[0], conv.dilation[0], conv.groups, _np(b)
-        )
-        nodes[f"lif{i}"] = lif((conv.out_channels, _conv_len(shapes[i], conv)))
-        edges += [(prev, f"conv{i}"), (f"conv{i}", f"lif{i}")]
-        prev = f"lif{i}"
-    c3 = model.convs[2].out_channels
-    nodes["flatten"] = nir.Flatten({"input": np.array([c3, n])}, 0, -1)
-    nodes["fc"] = nir.Linear(_np(model.fc.weight))
-    nodes["rr_proj"] = nir.Affine(_np(w_rr), _np(b_rr))
-    nodes["lif_fc"] = lif((cfg.hidden,))
-    nodes["readout"] = nir.Affine(_np(model.out.weight), _np(model.out.bias))
-    nodes["output"] = nir.Output(output_type={"output": np.array([cfg.n_classes])})
-    edges += [
-        (prev, "flatten"),
-        ("flatten", "fc"),
-        ("fc", "lif_fc"),
-        ("rr", "rr_proj"),
-        ("rr_proj", "lif_fc"),
-        ("lif_fc", "readout"),
-        ("readout", "output"),
-    ]
-    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
-
-
-def _conv_len(n: int, conv: nn.Conv1d) -> int:
-    return (n + 2 * conv.padding[0] - conv.kernel_size[0]) // conv.stride[0] + 1
-
-
-class _SubtractLIF(nn.Module):
-    r"""A NIR ``LIF`` node run with the subtract reset its metadata asks for (state kept inside, as snnTorch's
-    ``init_hidden``): ``H_t = \beta V_{t-1} + (r\,dt/\tau) I_t``, ``S_t = [H_t \ge v_{th}]``,
-    ``V_t = H_t - S_t v_{th}`` with ``beta = 1 - dt / tau``, ``dt = NIR_DT``.
-
-    snnTorch's ``Leaky(reset_mechanism="subtract")`` is a different neuron: it subtracts the threshold one
-    step later and after the decay (``H_t = \beta V_{t-1} + I_t - S_{t-1} v_{th}``), so it is not used here.
-    """
-
-    def __init__(self, node) -> None:
-        super().__init__()
-        f = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32))  # noqa: E731
-        self.register_buffer("beta", 1.0 - NIR_DT / f(node.tau))
-        self.register_buffer("gain", f(node.r) * NIR_DT / f(node.tau))
-        self.register_buffer("v_th", f(node.v_threshold))
-        self.mem = torch.zeros(0)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, *shape)
-        if self.mem.shape != x.shape:
-            self.mem = torch.zeros_like(x)
-        h = self.beta * self.mem + self.gain * x
-        s = (h >= self.v_th).to(h.dtype)
-        self.mem = h - s * self.v_th
-        return s
-
-
 class _MultiInputGraph(nn.Module):
     """Executes an acyclic NIR graph with several ``Input`` nodes (nirtorch 2.6 refuses those).
 
@@ -325,7 +229,9 @@ class _MultiInputGraph(nn.Module):
             raise ValueError(f"inputs must be {self.inputs}, got {sorted(vals)}")
         if state is None:
             for m in self.mods.values():
-                if hasattr(m, "mem"):
+                if hasattr(m, "reset_state"):
+                    m.reset_state()
+                elif hasattr(m, "mem"):
                     m.mem = torch.zeros(0)
         for k in self.order:
             h = sum(vals[a] for a in self.preds[k])
@@ -333,13 +239,26 @@ class _MultiInputGraph(nn.Module):
         return vals[self.output], {"started": True}
 
 
+def _meta(node, key: str):
+    """A metadata string of a NIR node (``nir.read`` may return bytes)."""
+    v = node.metadata.get(key)
+    return v.decode() if isinstance(v, bytes) else v
+
+
 def export_nir_file(model, path) -> Path:
-    """Write ``to_nir(model)`` to ``path`` (HDF5, ``nir.write``); returns the path."""
+    """Write ``to_nir(model)`` to ``path`` (HDF5, ``nir.write``; a temporary file renamed into place)."""
+    import os
+
     import nir
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    nir.write(str(path), to_nir(model))
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        nir.write(str(tmp), to_nir(model))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -364,7 +283,12 @@ def read_into_snntorch(graph, honour_reset: bool = True) -> nn.Module:
 
     edges = set(graph.edges)
     cyclic = any((b, a) in edges for a, b in edges)
-    special = any(
+    from .nir_digits import WTA_KEY, WTALIF
+
+    wta = honour_reset and any(
+        isinstance(n, nir.LIF) and n.metadata.get(WTA_KEY) for n in graph.nodes.values()
+    )
+    special = wta or any(
         isinstance(n, (nir.Flatten, nir.Conv1d)) or (isinstance(n, nir.LIF) and n.metadata.get(RESET_KEY))
         for n in graph.nodes.values()
     )
@@ -374,8 +298,12 @@ def read_into_snntorch(graph, honour_reset: bool = True) -> nn.Module:
     node_map = {t: conv for t in (nir.Affine, nir.Linear, nir.Conv2d, nir.IF, nir.CubaLIF)}
 
     def lif(n):
-        if honour_reset and n.metadata.get(RESET_KEY) == "subtract":
-            return _SubtractLIF(n)
+        if honour_reset and _meta(n, RESET_KEY) == "subtract":
+            from .nir_ecg import SubtractLIF
+
+            return SubtractLIF(n)
+        if honour_reset and _meta(n, WTA_KEY) == "hard":
+            return WTALIF(n)
         return conv(n)
 
     def conv1d(n):  # snnTorch's importer has no Conv1d
@@ -394,6 +322,6 @@ def read_into_snntorch(graph, honour_reset: bool = True) -> nn.Module:
     node_map[nir.Flatten] = lambda n: nn.Flatten(
         n.start_dim + 1, n.end_dim if n.end_dim < 0 else n.end_dim + 1
     )
-    if sum(isinstance(n, nir.Input) for n in graph.nodes.values()) > 1:
+    if wta or sum(isinstance(n, nir.Input) for n in graph.nodes.values()) > 1:
         return _MultiInputGraph(graph, node_map)
     return nirtorch.nir_to_torch(graph, node_map)

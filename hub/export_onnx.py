@@ -224,30 +224,40 @@ def _wrap(model, with_spikes):
 
 
 def export_onnx(model: nn.Module, path: str | Path, with_spikes: bool = False) -> Path:
-    """Export ``model`` (all T steps in one graph) to ``path``; returns the path (onnx.checker-checked)."""
+    """Export ``model`` (all T steps in one graph) to ``path``; returns the path (onnx.checker-checked).
+
+    The graph is written to a temporary file beside ``path``, checked, then renamed into place.
+    """
+    import os
+
     import onnx
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     wrap, ex, ins, outs, axes = wrap_for_onnx(model, with_spikes)
     axes = {k: v for k, v in axes.items() if k in ins + outs}
-    with _export_mode(), torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            wrap,
-            ex,
-            str(path),
-            input_names=ins,
-            output_names=outs,
-            dynamic_axes=axes,
-            opset_version=OPSET,
-            dynamo=False,
-            do_constant_folding=True,
-        )
-    onnx.checker.check_model(str(path))
-    bad = cpu_only_ops(path)
-    if bad:
-        raise RuntimeError(f"exported graph {str(path)!r} holds operators outside the CUDA EP set: {bad}")
+    try:
+        with _export_mode(), torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                wrap,
+                ex,
+                str(tmp),
+                input_names=ins,
+                output_names=outs,
+                dynamic_axes=axes,
+                opset_version=OPSET,
+                dynamo=False,
+                do_constant_folding=True,
+            )
+        onnx.checker.check_model(str(tmp))
+        bad = cpu_only_ops(tmp)
+        if bad:
+            raise RuntimeError(f"exported graph {str(path)!r} holds operators outside the CUDA EP set: {bad}")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -98,9 +98,10 @@ def _dispatch(cls, path: str, device_map):
         init_empty_weights,
         load_checkpoint_and_dispatch,
     )
-    from huggingface_hub import snapshot_download
 
-    local = path if os.path.isdir(path) else snapshot_download(path)
+    from hub.publish import resolve_model
+
+    local = str(resolve_model(path))  # verified: manifest SHA-256s, no pickles, sizes within limits
     config = SpikingEvoSpikeNetConfig.from_pretrained(local)
     # Inference runs the fused core LIF: the same spikes as snnTorch's Leaky (tests/models), without its
     # per-step Python overhead (2-3x faster per request on the CPU).
@@ -145,11 +146,17 @@ def _load(cls, path: str, device_map):
 
 def load_causal_lm(path: str, device_map=None):
     """(model, tokenizer) of a causal spiking LM; ``device_map`` ("auto", "cpu", dict) uses accelerate."""
+    from hub.publish import resolve_model
+
+    path = str(resolve_model(path))  # a Hub id is pulled and verified once; the tokenizer comes from there
     return _load(SpikingEvoSpikeNetForCausalLM, path, device_map), load_tokenizer(path)
 
 
 def load_classifier(path: str, device_map=None):
     """(model, tokenizer, labels) of a spiking sequence classifier."""
+    from hub.publish import resolve_model
+
+    path = str(resolve_model(path))
     model = _load(SpikingEvoSpikeNetForSequenceClassification, path, device_map)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     return model, load_tokenizer(path), labels
@@ -157,7 +164,9 @@ def load_classifier(path: str, device_map=None):
 
 def load_ecg(path: str):
     """An ECG beat classifier (either kind) in eval mode."""
-    return load_ecg_model(path)
+    from hub.publish import resolve_model
+
+    return load_ecg_model(str(resolve_model(path)))
 
 
 def _encode(tokenizer, text: str, context: int, field: str = "text") -> list[int]:

@@ -30,7 +30,10 @@ MAX_NEURONS = 64  # neurons per population returned in a raster (LIMITS.max_rast
 
 def load_multimodal(path: str) -> MultiModalEvoSpikeNetForCausalLM:
     """The multimodal LM saved in ``path`` (directory or Hub id), in eval mode on the CPU."""
-    return MultiModalEvoSpikeNetForCausalLM.from_pretrained(path).eval()
+    from hub.publish import resolve_model
+
+    local = str(resolve_model(path))  # verified: manifest SHA-256s, no pickles, sizes within limits
+    return MultiModalEvoSpikeNetForCausalLM.from_pretrained(local, use_safetensors=True).eval()
 
 
 def make_debug_multimodal(out: str | os.PathLike, seed: int = 0) -> str:

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 
+from ..atomic import AtomicSaveMixin
 from ..energy import OpCounter, conv_macs
 from ..functional.integer_lif import int_lif_params, int_lif_step
 from ..functional.lif import lif_multistep, lif_params
@@ -104,7 +105,7 @@ class ECGResNetConfig(_ECGConfig):
     stem_kernel: int = 7  # kernel of the stem convolution (stride 2)
 
 
-class _ECGBase(PreTrainedModel):
+class _ECGBase(AtomicSaveMixin, PreTrainedModel):
     base_model_prefix = "ecg"
     main_input_name = "x"
 
@@ -367,4 +368,4 @@ def load_ecg_model(path) -> _ECGBase:
     classes = {ECGSpikingConfig.model_type: ECGSpikingNet, ECGResNetConfig.model_type: ECGResNet18}
     if kind not in classes:
         raise ValueError(f"model_type in {str(cfg_file)!r} must be one of {sorted(classes)}, got {kind!r}")
-    return classes[kind].from_pretrained(str(path)).eval()
+    return classes[kind].from_pretrained(str(path), use_safetensors=True).eval()

@@ -1,6 +1,12 @@
-r"""Export a core network with the ``loihi`` profile to Lava and run it there, from the main venv.
+r"""Export networks with the ``loihi`` profile to Lava and run them there, from the main venv.
 
-Mapping (every population ``neuron="loihi"``, every projection a delta synapse with ``delay=1``):
+**Trained classifiers** (:class:`evospikenet.quant.loihi.LoihiNet`, e.g. ``quantize_ecg(model)``):
+:func:`save_loihi` writes the npz a Loihi 2 deployment needs (spec JSON + integer arrays), :func:`load_loihi`
+reads and validates it, :func:`run_lava_loihi` streams samples through Lava's bit-accurate simulator (the
+mapping is described in ``hub/lava/runner.py``) and returns spikes and readout voltages shaped as
+:func:`evospikenet.quant.loihi.run_loihi` returns them.
+
+**Core networks** (``evospikenet.core.Network``, below). Mapping (every population ``neuron="loihi"``, every projection a delta synapse with ``delay=1``):
 
 * ``Population`` -> ``LIF(du, dv, vth, bias_mant, bias_exp, u, v)``. Lava's LIF takes one scalar ``vth``, so
   the per-neuron thresholds of the population must all be equal; initial ``v0`` is carried per neuron.
@@ -31,9 +37,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evospikenet.core import Network
+from evospikenet.core import Network, Population, Projection, fixed_probability
 
-__all__ = ["LAVA_VENV", "lava_python", "lava_unavailable_reason", "export_lava", "run_lava", "run_core"]
+__all__ = [
+    "LAVA_VENV",
+    "lava_python",
+    "lava_unavailable_reason",
+    "export_lava",
+    "run_lava",
+    "run_core",
+    "random_network",
+    "save_loihi",
+    "load_loihi",
+    "run_lava_loihi",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 LAVA_VENV = Path(os.environ.get("EVOSPIKENET_LAVA_VENV", ROOT / ".venv-lava"))
@@ -94,6 +111,40 @@ def export_lava(net: Network, path, n_steps: int = 100) -> Path:
     return path
 
 
+def _w8(n_pre, n_post, p, lo, hi, seed):
+    g = torch.Generator().manual_seed(seed)
+    return fixed_probability(
+        n_pre,
+        n_post,
+        p,
+        dtype=torch.int8,
+        seed=seed,
+        weight=lambda k, _g: torch.randint(lo, hi, (k,), generator=g).to(torch.int8),
+    )
+
+
+def random_network(n_a: int = 40, n_b: int = 160, seed: int = 0) -> Network:
+    """A test network for the bridge: biased drivers ``a`` (random initial voltages) -> recurrent ``b``
+    (mixed-sign int8 weights) -| ``a`` (inhibitory feedback); every population ``loihi``, delays 1."""
+    g = torch.Generator().manual_seed(seed)
+    a = Population(
+        "a",
+        n_a,
+        "loihi",
+        dict(du=4095, dv=256, vth=20, bias_mant=100, bias_exp=1),
+        v0=torch.randint(0, 1280, (n_a,), generator=g).to(torch.int32),
+    )
+    b = Population("b", n_b, "loihi", dict(du=3000, dv=400, vth=40))
+    return Network(
+        [a, b],
+        [
+            Projection("ab", a, b, _w8(n_a, n_b, 0.3, -40, 90, seed + 1)),
+            Projection("bb", b, b, _w8(n_b, n_b, 0.1, -128, 100, seed + 2)),
+            Projection("ba", b, a, _w8(n_b, n_a, 0.05, -6, 0, seed + 3)),
+        ],
+    )
+
+
 def run_lava(net: Network, n_steps: int, timeout: float = 600.0) -> tuple[dict[str, np.ndarray], float]:
     """Run ``net`` for ``n_steps`` on Lava (subprocess); returns ``({pop: (n_steps, n) int8}, seconds)``."""
     reason = lava_unavailable_reason()
@@ -125,3 +176,54 @@ def run_core(net: Network, n_steps: int) -> dict[str, np.ndarray]:
         for name, x in s.items():
             rec[name].append(x[0].cpu().numpy().astype(np.int8))
     return {k: np.stack(v) for k, v in rec.items()}
+
+
+def save_loihi(net, path) -> Path:
+    """Write a ``LoihiNet`` as an npz (``spec`` JSON string + ``bias_*``/``w_*`` integer arrays), atomically."""
+    spec, arrays = net.to_arrays()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        np.savez(f, spec=np.array(json.dumps(spec)), **arrays)
+    os.replace(tmp, path)
+    return path
+
+
+def load_loihi(path):
+    """Read and validate an npz written by :func:`save_loihi` (no pickle is ever loaded)."""
+    from evospikenet.quant.loihi import LoihiNet
+
+    with np.load(path, allow_pickle=False) as data:
+        if "spec" not in data.files:
+            raise ValueError(f"{str(path)!r} is not a Loihi export (no 'spec' entry)")
+        spec = json.loads(str(data["spec"]))
+        return LoihiNet.from_arrays(spec, {k: data[k] for k in data.files if k != "spec"})
+
+
+def run_lava_loihi(net, inputs: dict, timeout: float = 1800.0) -> tuple[dict, torch.Tensor, float]:
+    """Stream the samples of ``inputs`` (``{name: (B, n) int}``) through ``net`` on Lava.
+
+    Returns ``({pop: (T, B, n) int8 spikes}, readout voltage (B, n) int32, seconds in Lava's run)``.
+    """
+    reason = lava_unavailable_reason()
+    if reason:
+        raise RuntimeError(reason)
+    with tempfile.TemporaryDirectory() as tmp:
+        src, ins, dst = Path(tmp) / "net.npz", Path(tmp) / "in.npz", Path(tmp) / "out.npz"
+        save_loihi(net, src)
+        np.savez(ins, **{f"in_{k}": torch.as_tensor(v).numpy().astype(np.int32) for k, v in inputs.items()})
+        r = subprocess.run(
+            [str(lava_python()), str(RUNNER), str(src), str(dst), str(ins)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if r.returncode != 0:
+            raise RuntimeError(f"Lava runner failed ({r.returncode}): {r.stderr[-2000:]}")
+        with np.load(dst, allow_pickle=False) as out:
+            spikes = {
+                k[len("spikes_") :]: torch.from_numpy(out[k]) for k in out.files if k.startswith("spikes_")
+            }
+            v = torch.from_numpy(out["v_" + net.readout])
+            return spikes, v, float(out["elapsed_s"])

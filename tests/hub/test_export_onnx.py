@@ -84,6 +84,6 @@ def test_digits_graph_form_equals_the_model_step():
 def test_cli_export_onnx(tmp_path, capsys):
     tiny_ecg(1).save_pretrained(tmp_path / "m")
     assert cli(["export", str(tmp_path / "m"), "--format", "onnx"]) == 0
-    assert (tmp_path / "m" / "model.onnx").is_file()
+    assert (tmp_path / "m" / "exports" / "model.onnx").is_file()
     assert cli(["export", str(tmp_path / "nope"), "--format", "onnx"]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -1,46 +1,31 @@
-"""A core network with the ``loihi`` profile on Lava's bit-accurate CPU simulator: identical spike trains."""
+"""Lava's bit-accurate simulator (``Loihi2SimCfg``, fixed point) against our ``loihi`` profile.
+
+Two exports: a core network (recurrent, mixed-sign, biased) and the ECG classifier's Loihi form fed real
+MIT-BIH beats; spikes are compared step by step, the readout voltages exactly.
+"""
 
 import numpy as np
 import pytest
 import torch
+from hub_fixtures import ROOT
 
-from evospikenet.core import Network, Population, Projection, fixed_probability
-from hub.lava.bridge import export_lava, lava_unavailable_reason, run_core, run_lava
+from evospikenet.core import Network, Population, Projection
+from evospikenet.models.ecg import ECGSpikingConfig, ECGSpikingNet
+from evospikenet.quant.loihi import encode_ecg, quantize_ecg, run_loihi
+from hub.lava.bridge import (
+    export_lava,
+    lava_unavailable_reason,
+    load_loihi,
+    random_network,
+    run_core,
+    run_lava,
+    run_lava_loihi,
+    save_loihi,
+)
 
 REASON = lava_unavailable_reason()
-
-
-def _w8(n_pre, n_post, p, lo, hi, seed):
-    g = torch.Generator().manual_seed(seed)
-    return fixed_probability(
-        n_pre,
-        n_post,
-        p,
-        dtype=torch.int8,
-        seed=seed,
-        weight=lambda k, _g: torch.randint(lo, hi, (k,), generator=g).to(torch.int8),
-    )
-
-
-def make_net(n_a: int = 40, n_b: int = 160, seed: int = 0) -> Network:
-    """Biased drivers ``a`` (random initial voltages) -> recurrent ``b`` (mixed-sign weights) -| ``a``."""
-    g = torch.Generator().manual_seed(seed)
-    a = Population(
-        "a",
-        n_a,
-        "loihi",
-        dict(du=4095, dv=256, vth=20, bias_mant=100, bias_exp=1),
-        v0=torch.randint(0, 1280, (n_a,), generator=g).to(torch.int32),
-    )
-    b = Population("b", n_b, "loihi", dict(du=3000, dv=400, vth=40))
-    return Network(
-        [a, b],
-        [
-            Projection("ab", a, b, _w8(n_a, n_b, 0.3, -40, 90, seed + 1)),
-            Projection("bb", b, b, _w8(n_b, n_b, 0.1, -128, 100, seed + 2)),
-            Projection("ba", b, a, _w8(n_b, n_a, 0.05, -6, 0, seed + 3)),
-        ],
-    )
+needs_lava = pytest.mark.skipif(REASON is not None, reason=f"Lava venv unavailable: {REASON}")
+ECG_DIR = ROOT / "artifacts" / "ecg" / "model"
 
 
 def test_export_refuses_what_lava_cannot_express(tmp_path):
@@ -57,7 +42,7 @@ def test_export_refuses_what_lava_cannot_express(tmp_path):
 
 
 def test_export_doubles_weights_for_dense_lsb_truncation(tmp_path):
-    net = make_net(4, 6)
+    net = random_network(4, 6)
     data = np.load(export_lava(net, tmp_path / "n.npz", 5))
     w = net.projections["bb"].weights.to_dense().numpy().astype(np.int32)
     assert np.array_equal(data["w_bb"], 2 * w.T)
@@ -65,9 +50,9 @@ def test_export_doubles_weights_for_dense_lsb_truncation(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(REASON is not None, reason=f"Lava venv unavailable: {REASON}")
+@needs_lava
 def test_lava_spikes_equal_core_loihi_profile_step_by_step():
-    net = make_net()
+    net = random_network()
     steps = 200
     core = run_core(net, steps)
     lava, _ = run_lava(net, steps)
@@ -76,3 +61,59 @@ def test_lava_spikes_equal_core_loihi_profile_step_by_step():
         assert 0.01 < core[name].mean() < 0.9  # both populations are active, not saturated
         bad = np.argwhere(lava[name] != core[name])
         assert bad.size == 0, f"{name}: first mismatch (step, neuron) {bad[:3].tolist()}"
+
+
+def _real_beats(config, n_per_record=4, records=("208", "232")):
+    from hub.lava.ecg import heldout_beats
+
+    try:
+        return heldout_beats(config, list(records), n_per_record)
+    except FileNotFoundError as e:
+        pytest.skip(f"MIT-BIH records unavailable: {e}")
+
+
+def _active_ecg():
+    """The recipe's ECG geometry with random weights, BN scaled so that every layer fires (not saturated)."""
+    torch.manual_seed(0)
+    m = ECGSpikingNet(ECGSpikingConfig(downsample=3, input_scale=0.02)).eval()
+    with torch.no_grad():
+        for bn, g in zip(m.bns, (8.0, 4.0, 4.0)):
+            bn.weight.mul_(g)
+        m.fc.weight.mul_(3.0)
+    return m
+
+
+def _assert_lava_equals_core(model, beats, tmp_path):
+    net = load_loihi(save_loihi(quantize_ecg(model), tmp_path / "ecg.loihi.npz"))  # through the export file
+    x, rr = torch.from_numpy(beats.x), torch.from_numpy(beats.rr)
+    inputs = encode_ecg(net, x, rr)
+    core, v = run_loihi(net, inputs)
+    lava, lv, _ = run_lava_loihi(net, inputs)
+    assert set(lava) == {"lif0", "lif1", "lif2", "lif_fc"}
+    for name, s in lava.items():
+        assert s.shape == core[name].shape == (net.time_steps, len(beats), net.pop(name).n)
+        bad = torch.nonzero(s != core[name])
+        assert bad.numel() == 0, f"{name}: first mismatches (step, beat, neuron) {bad[:3].tolist()}"
+    assert torch.equal(lv, v), "readout voltages (the integer logits) differ"
+    return core
+
+
+@needs_lava
+def test_ecg_loihi_form_bit_exact_on_real_beats(tmp_path):
+    """8 held-out beats of records 208 and 232 through Lava: every spike and readout value as the core's."""
+    model = _active_ecg()
+    core = _assert_lava_equals_core(model, _real_beats(model.config), tmp_path)
+    for name, s in core.items():
+        if name != "out":
+            assert 0.01 < float(s.float().mean()) < 0.9, f"{name} is silent or saturated"
+
+
+@pytest.mark.slow
+@needs_lava
+def test_trained_ecg_model_bit_exact_on_lava(tmp_path):
+    if not (ECG_DIR / "model.safetensors").is_file():
+        pytest.skip(f"no trained ECG model in {ECG_DIR} (run `make ecg`)")
+    from hub.models import load_model
+
+    model = load_model(ECG_DIR)
+    _assert_lava_equals_core(model, _real_beats(model.config, 10, ("100", "106", "208")), tmp_path)

@@ -30,7 +30,7 @@ def test_push_trained_ecg_pull_into_empty_cache_same_outputs(hub_server, tmp_pat
     state, url = hub_server
     m = tiny_ecg()
     m.save_pretrained(tmp_path / "ecg")
-    info = push(tmp_path / "ecg", "evo/ecg-tiny", endpoint=url, token=TOKEN)
+    info = push(tmp_path / "ecg", "evo/ecg-tiny", endpoint=url, token=TOKEN, exports=False)
     assert info.oid == state.repos["evo/ecg-tiny"]["branches"]["main"]
     cache = tmp_path / "cache"
     assert not cache.exists()
@@ -51,7 +51,7 @@ def test_push_pull_spiking_lm_same_logits(hub_server, tmp_path):
     _, url = hub_server
     m = tiny_lm()
     m.save_pretrained(tmp_path / "lm")
-    push(tmp_path / "lm", "evo/lm-tiny", endpoint=url, token=TOKEN)
+    push(tmp_path / "lm", "evo/lm-tiny", endpoint=url, token=TOKEN, exports=False)
     d = pull("evo/lm-tiny", endpoint=url, cache_dir=tmp_path / "cache")
     ids = torch.randint(0, 257, (2, 9))
     with torch.no_grad():
@@ -63,12 +63,12 @@ def test_revisions_branch_and_commit_pinning(hub_server, tmp_path):
     a, b = tiny_ecg(1), tiny_ecg(4)
     a.save_pretrained(tmp_path / "a")
     b.save_pretrained(tmp_path / "b")
-    first = push(tmp_path / "a", "evo/ecg", endpoint=url, token=TOKEN)
-    push(tmp_path / "b", "evo/ecg", endpoint=url, token=TOKEN, revision="v2")
+    first = push(tmp_path / "a", "evo/ecg", endpoint=url, token=TOKEN, exports=False)
+    push(tmp_path / "b", "evo/ecg", endpoint=url, token=TOKEN, revision="v2", exports=False)
     cache = tmp_path / "cache"
     assert _same_ecg(a, load_model(pull("evo/ecg", endpoint=url, cache_dir=cache)))
     assert _same_ecg(b, load_model(pull("evo/ecg", revision="v2", endpoint=url, cache_dir=cache)))
-    push(tmp_path / "b", "evo/ecg", endpoint=url, token=TOKEN)  # main moves on
+    push(tmp_path / "b", "evo/ecg", endpoint=url, token=TOKEN, exports=False)  # main moves on
     pinned = pull("evo/ecg", revision=first.oid, endpoint=url, cache_dir=cache)
     assert _same_ecg(a, load_model(pinned))
     assert _same_ecg(b, load_model(pull("evo/ecg", endpoint=url, cache_dir=cache)))
@@ -78,7 +78,7 @@ def test_push_without_valid_token_is_refused(hub_server, tmp_path):
     _, url = hub_server
     tiny_ecg(1).save_pretrained(tmp_path / "m")
     with pytest.raises(HfHubHTTPError, match="401"):
-        push(tmp_path / "m", "evo/x", endpoint=url, token="wrong")
+        push(tmp_path / "m", "evo/x", endpoint=url, token="wrong", exports=False)
 
 
 def _run_py(code: str, env: dict) -> subprocess.CompletedProcess:
@@ -92,7 +92,7 @@ def _run_py(code: str, env: dict) -> subprocess.CompletedProcess:
 def test_env_endpoint_and_offline_mode(hub_server, tmp_path):
     _, url = hub_server
     tiny_ecg(1).save_pretrained(tmp_path / "m")
-    push(tmp_path / "m", "evo/off", endpoint=url, token=TOKEN)
+    push(tmp_path / "m", "evo/off", endpoint=url, token=TOKEN, exports=False)
     code = "from hub.publish import pull; print(pull('evo/off'))"
     cache = str(tmp_path / "hfcache")
     r = _run_py(code, {"HF_ENDPOINT": url, "HF_HUB_CACHE": cache})  # endpoint from the environment
@@ -139,7 +139,7 @@ def test_olah_mirror_serves_pushed_model_offline(hub_server, tmp_path):
     _, url = hub_server
     m = tiny_ecg()
     m.save_pretrained(tmp_path / "m")
-    push(tmp_path / "m", "evo/ecg-olah", endpoint=url, token=TOKEN)
+    push(tmp_path / "m", "evo/ecg-olah", endpoint=url, token=TOKEN, exports=False)
     repo = tmp_path / "mirrors" / "models" / "evo" / "ecg-olah"
     pull("evo/ecg-olah", endpoint=url, local_dir=repo)
     shutil.rmtree(repo / ".cache", ignore_errors=True)
@@ -187,7 +187,7 @@ def test_push_pull_multimodal_same_answers_and_logits(hub_server, tmp_path):
     )
     m = MultiModalEvoSpikeNetForCausalLM(cfg).eval()
     m.save_pretrained(tmp_path / "mm")
-    push(tmp_path / "mm", "evo/mm-tiny", endpoint=url, token=TOKEN)
+    push(tmp_path / "mm", "evo/mm-tiny", endpoint=url, token=TOKEN, exports=False)
     pulled = load_model(pull("evo/mm-tiny", endpoint=url, cache_dir=tmp_path / "cache"))
     images = torch.randint(0, 17, (2, 1, 8, 8)).float()
     with torch.no_grad():

@@ -35,6 +35,7 @@ from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
 from transformers.modeling_outputs import ModelOutput
 
+from ...atomic import AtomicSaveMixin
 from ...energy import HOROWITZ_45NM, EnergyModel, OpCounter
 from .block import LN_MACS_PER_ELEMENT, LayerStats, MetaSTDP, SpikingBlock, _stats
 from .config import SpikingEvoSpikeNetConfig
@@ -106,7 +107,7 @@ class SpikingLMOutput(ModelOutput):
     hidden_spikes: torch.Tensor | None = None  # (T, B, L, D) readout: final spikes or normalised membrane
 
 
-class SpikingEvoSpikeNetPreTrainedModel(PreTrainedModel):
+class SpikingEvoSpikeNetPreTrainedModel(AtomicSaveMixin, PreTrainedModel):
     config_class = SpikingEvoSpikeNetConfig
     config: SpikingEvoSpikeNetConfig
     base_model_prefix = "spiking"

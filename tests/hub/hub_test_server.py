@@ -21,7 +21,7 @@ HEAD/GET /{repo}/resolve/{rev}/{path}                    bytes, ``ETag``, ``X-Re
 
 Unknown repos and revisions answer 404 with ``X-Error-Code: RepoNotFound`` / ``RevisionNotFound``, as the Hub
 does, so ``huggingface_hub`` raises its usual errors. With ``--token T`` every write needs
-``Authorization: Bearer T`` (401 otherwise). Run: ``python scripts/hub_test_server.py --port 0`` prints
+``Authorization: Bearer T`` (401 otherwise). Run: ``python tests/hub/hub_test_server.py --port 0`` prints
 ``http://127.0.0.1:PORT`` on its first line; point ``HF_ENDPOINT`` at it.
 """
 
