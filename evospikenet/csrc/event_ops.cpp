@@ -1,9 +1,7 @@
-"""C++ source of the event-driven inference kernels (built by :mod:`evospikenet.functional.event_ops`, which
-documents what each computes)."""
-
-__all__ = ["CPP_SOURCE"]
-
-CPP_SOURCE = r"""
+// Event-driven inference kernels of evospikenet.functional.event_ops (its docstring says what each computes):
+// the spike-input linear layer, the multi-step LIF in one pass, and LayerNorm followed by LIF in one pass.
+// The float LIF step has one definition (lif_step1 / lif_step8, templated on the reset) used by both LIF
+// kernels, one neuron at a time or eight (AVX2) with the same operations in the same order.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <vector>
@@ -260,4 +258,3 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("lif_forward", &lif_forward, py::call_guard<py::gil_scoped_release>());
     m.def("ln_lif_forward", &ln_lif_forward, py::call_guard<py::gil_scoped_release>());
 }
-"""
