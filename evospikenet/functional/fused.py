@@ -7,7 +7,8 @@ r"""Fused spiking layer for training: ``Linear(N_in, N_out)`` + LIF over a whole
 
 with the reset of :mod:`evospikenet.functional.lif` and the BPTT recursion of its fused kernel
 (``dL/dH_t = g_{S_t} \sigma'(H_t - V_th) + g_{V_t} dV_t/dH_t``, ``g_{V_{t-1}} = \beta dL/dH_t``,
-``dL/dY_t = (1 - \beta) R dL/dH_t``), then ``dL/dW = X^T dL/dY`` and ``dL/db = \sum dL/dY``.
+``dL/dY_t = (1 - \beta) R dL/dH_t``), then ``dL/dW = X^T dL/dY``, ``dL/db = \sum dL/dY`` and, when the
+input needs a gradient (a layer stacked on another), ``dL/dX = dL/dY W^T``.
 
 Speed comes from three things:
 
@@ -15,9 +16,11 @@ Speed comes from three things:
 * **binary sparse input**: when ``X`` holds only 0/1 and at most ``sparse_threshold`` of it is 1, ``X W`` is
   a gather-sum of the rows of ``W`` named by each row's spikes, and ``X^T dL/dY`` a gather-sum of the rows of
   ``dL/dY`` named by each input neuron's spike times (the CSR of ``X^T``): ``p`` times the work of the dense
-  product, done by a C++ kernel that tiles the output columns so a tile of ``W`` stays in cache; dense
-  BLAS otherwise;
-* **the LIF time loop in C++**: forward and BPTT each one pass over ``(T, B*N)``, parallel over neurons.
+  product and no multiplications, done by a C++ kernel that packs a tile of columns (up to 64) contiguously
+  so it stays in cache while every row gathers from it; dense BLAS otherwise;
+* **the LIF time loop in C++**: forward and BPTT each one pass over ``(T, B*N)``; the forward writes the
+  pre-reset potentials over the currents (no further buffer), the backward computes the surrogate
+  derivative of the built-in surrogates in the same pass.
 
 The weight is stored as ``(N_in, N_out)`` (the transpose of ``nn.Linear.weight``) so every gathered row is
 contiguous. The kernels' source is ``evospikenet/csrc/fused.cpp``, built on first use; without a C++
@@ -55,21 +58,19 @@ def fused_available() -> bool:
 
 
 _RESETS = {"subtract": 0, "zero": 1, "none": 2}
-_TW = 16  # column tile width of the C++ gather kernel
 
 
-def _tiles(m: torch.Tensor) -> torch.Tensor:
-    """(S, C) -> tile-major (ceil(C / TW), S, TW), zero-padded: each column tile one contiguous block."""
-    S, C = m.shape
-    pad = (-C) % _TW
-    if pad:
-        m = torch.nn.functional.pad(m, (0, pad))
-    return m.view(S, -1, _TW).transpose(0, 1).contiguous()
+def _surrogate_code(sur) -> tuple[int, float] | None:
+    """The C++ backward's code and parameter for a built-in surrogate, None for any other."""
+    from .surrogate import ATan, FastSigmoid, Sigmoid, StraightThrough, Triangle
 
-
-def _gather(ext, crow: torch.Tensor, col: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    """``out[a] = sum_{e in row a} m[col[e]]`` (a binary-sparse times dense product) -> (len(crow) - 1, C)."""
-    return ext.gather_sum(crow, col, _tiles(m), m.shape[1])
+    codes = {FastSigmoid: ("slope", 0), Sigmoid: ("slope", 1), ATan: ("alpha", 2), Triangle: ("width", 3)}
+    if type(sur) in codes:
+        field, code = codes[type(sur)]
+        return code, float(getattr(sur, field))
+    if type(sur) is StraightThrough:
+        return 4, 0.0
+    return None
 
 
 class _SpikingLinearLIF(torch.autograd.Function):
@@ -83,45 +84,51 @@ class _SpikingLinearLIF(torch.autograd.Function):
         sparse = sparse_threshold > 0 and float(x2.mean()) <= sparse_threshold
         csr = ext.binary_csr(x2, float(sparse_threshold)) if sparse else []
         w = weight.detach().contiguous()
-        y = _gather(ext, csr[0], csr[1], w) if csr else torch.mm(x2, w)  # (T*B, N)
-        if bias is not None:
-            y.add_(bias.detach())
-        beta = p.beta
-        s, hs, v = ext.lif_fwd(
-            y.view(T, B * N), torch.empty(0), v0.detach().reshape(B * N).contiguous(), beta,
-            (1.0 - beta) * p.r,
-            p.v_th, p.v_reset, p.v_rest, _RESETS[p.reset],
+        b = bias.detach().contiguous() if bias is not None else w.new_empty(0)
+        if csr:
+            y = ext.gather_sum(csr[0], csr[1], w, b)  # (T*B, N), the bias added
+        else:
+            y = torch.mm(x2, w)
+            if bias is not None:
+                y.add_(b)
+        gain = (1.0 - p.beta) * p.r
+        s, v = ext.lif_fwd(
+            y.view(T, B * N), v0.detach().reshape(B * N).contiguous(), p.beta, gain, p.v_th, p.v_reset,
+            p.v_rest, _RESETS[p.reset],
         )  # fmt: skip
-        ctx.save_for_backward(x2, hs, s, *csr)
-        ctx.meta = (
-            p,
-            T,
-            B,
-            K,
-            N,
-            bias is not None,
-            weight.requires_grad or (bias is not None and bias.requires_grad),
-        )
-        ctx.x_grad = x.requires_grad
+        hs = y.view(T, B * N)  # now the pre-reset potentials H
+        need_w = weight.requires_grad or (bias is not None and bias.requires_grad)
+        saved_x = x2 if need_w and not csr else x2.new_empty(0)  # the dense dL/dW needs X
+        ctx.save_for_backward(saved_x, hs, s, w if x.requires_grad else w.new_empty(0), *csr)
+        ctx.meta = (p, T, B, K, N, bias is not None, need_w, x.requires_grad)
         return s.view(T, B, N), v.view(B, N)
 
     @staticmethod
     def backward(ctx, grad_s, grad_v):
         ext = _ext()
-        x2, hs, s, *csr = ctx.saved_tensors
-        p, T, B, K, N, has_bias, need_w = ctx.meta
-        beta = p.beta
-        sg = p.surrogate.grad(hs - p.v_th)  # (T, B*N)
-        gs = grad_s.reshape(T, B * N).contiguous() if grad_s is not None else torch.zeros_like(hs)
-        gv = grad_v.reshape(B * N).contiguous() if grad_v is not None else torch.zeros_like(hs[0])
-        gy, gv0 = ext.lif_bwd(gs, sg, s, gv, beta, (1.0 - beta) * p.r, _RESETS[p.reset])
+        x2, hs, s, w, *csr = ctx.saved_tensors
+        p, T, B, K, N, has_bias, need_w, x_grad = ctx.meta
+        if grad_s is None:
+            gs = hs.new_zeros(1)
+        elif all(st == 0 for st in grad_s.stride()):  # one value broadcast (the gradient of a sum)
+            gs = grad_s.as_strided((1,), (1,)).contiguous()
+        else:
+            gs = grad_s.reshape(T, B * N).contiguous()
+        gv = grad_v.reshape(B * N).contiguous() if grad_v is not None else hs.new_zeros(B * N)
+        sur = _surrogate_code(p.surrogate)
+        if sur is None:  # a user-defined surrogate: its derivative from torch, folded into dL/dS
+            gs = (gs.reshape(-1, 1) if gs.numel() == 1 else gs) * p.surrogate.grad(hs - p.v_th)
+            sur = (4, 0.0)
+        gy, gv0 = ext.lif_bwd(
+            gs, hs, s, gv, p.beta, (1.0 - p.beta) * p.r, p.v_th, _RESETS[p.reset], sur[0], sur[1]
+        )
         gy = gy.view(T * B, N)  # (T*B, N) = dL/dY
         gw = gb = gx = None
         if need_w:
-            gw = _gather(ext, csr[2], csr[3], gy) if csr else torch.mm(x2.t(), gy)  # (K, N)
+            gw = ext.gather_sum(csr[2], csr[3], gy, gy.new_empty(0)) if csr else torch.mm(x2.t(), gy)  # (K, N)
             gb = gy.sum(0) if has_bias else None
-        if ctx.x_grad:
-            raise NotImplementedError("input gradients are not supported by the fused layer")
+        if x_grad:
+            gx = torch.mm(gy, w.t()).view(T, B, K)
         return gx, gw, gb, gv0.view(B, N), None, None
 
 
@@ -135,8 +142,8 @@ def spiking_linear_lif(
 ) -> tuple[torch.Tensor, LIFState]:
     """Input (T, B, K) through ``Y = X W + b`` (``weight`` (K, N)) and LIF -> spikes (T, B, N) and state.
 
-    The fused C++ path needs float32 CPU tensors, no refractory period and an input that does not require
-    grad; otherwise it runs dense ``torch`` ops with ``lif_multistep`` (same values, same gradients).
+    The fused C++ path needs float32 CPU tensors and no refractory period; otherwise it runs dense ``torch``
+    ops with ``lif_multistep`` (same values, same gradients).
     """
     check_tensor("x", x, ndim=3, last_dim=weight.shape[0])
     if state is None:
@@ -149,7 +156,6 @@ def spiking_linear_lif(
         and x.device.type == "cpu"
         and x.dtype == weight.dtype == torch.float32
         and params.refractory_steps == 0
-        and not x.requires_grad
     )
     if not fast:
         y = torch.matmul(x, weight)
