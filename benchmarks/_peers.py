@@ -145,9 +145,10 @@ def snntorch_hoisted(x: torch.Tensor, layers) -> Peer:
     def forward():
         h = x
         for fc, lif in zip(fcs, lifs):
-            cur, mem, rec = fc(h), lif.reset_mem(), []  # cur (T, B, N)
-            for t in range(cur.shape[0]):
-                spk, mem = lif(cur[t], mem)
+            mem, rec = lif.reset_mem(), []
+            # unbind, not cur[t]: the backward of T selections would write T full-size zero tensors
+            for cur in fc(h).unbind(0):  # fc(h) (T, B, N)
+                spk, mem = lif(cur, mem)
                 rec.append(spk)
             h = torch.stack(rec)
         return h

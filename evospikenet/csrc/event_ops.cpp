@@ -94,11 +94,15 @@ Tensor spike_linear(Tensor x, Tensor wt, double max_density) {
     auto out = torch::empty({N, M}, x.options());
     float* O = out.data_ptr<float>();
     at::parallel_for(0, N, 32, [&](int64_t b, int64_t e) {
+        // each panel wt[:, j0:j0+w] is first copied into a contiguous (K, w) buffer: rows of wt a power of
+        // two apart would otherwise fall into a few cache sets and evict each other
+        std::vector<float> panel(K * P);
         for (int64_t j0 = 0; j0 < M; j0 += P) {
             const int64_t w = std::min(P, M - j0);
+            for (int64_t k = 0; k < K; ++k) std::copy(W + k * M + j0, W + k * M + j0 + w, panel.data() + k * w);
             for (int64_t n = b; n < e; ++n)
-                accumulate_row(idx.data() + off[n], val.data() + off[n], off[n + 1] - off[n], bin[n], W + j0, M, w,
-                               O + n * M + j0);
+                accumulate_row(idx.data() + off[n], val.data() + off[n], off[n + 1] - off[n], bin[n], panel.data(),
+                               w, w, O + n * M + j0);
         }
     });
     return out;
