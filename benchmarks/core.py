@@ -215,6 +215,7 @@ def bench_cuba(quick: bool) -> dict:
         r = _run_script(BRIAN2_PY, "brian2_cuba.py", ["--mode", mode], f"brian2 {mode}",
                         "run scripts/setup_bench.sh")  # fmt: skip
         out[f"brian2_{mode}_s"] = r["wall_s"] if r else None
+        out[f"brian2_{mode}_cpu_s"] = r.get("cpu_s") if r else None
         out[f"brian2_{mode}_rate_hz"] = r["rate_hz"] if r else None
         if mode == "standalone":
             out["brian2_standalone_build_s"] = r["build_s"] if r else None
