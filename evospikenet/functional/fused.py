@@ -125,7 +125,8 @@ class _SpikingLinearLIF(torch.autograd.Function):
         gy = gy.view(T * B, N)  # (T*B, N) = dL/dY
         gw = gb = gx = None
         if need_w:
-            gw = ext.gather_sum(csr[2], csr[3], gy, gy.new_empty(0)) if csr else torch.mm(x2.t(), gy)  # (K, N)
+            # (K, N): the spike times of each input gather rows of dL/dY, or the dense product
+            gw = ext.gather_sum(csr[2], csr[3], gy, gy.new_empty(0)) if csr else torch.mm(x2.t(), gy)
             gb = gy.sum(0) if has_bias else None
         if x_grad:
             gx = torch.mm(gy, w.t()).view(T, B, K)
