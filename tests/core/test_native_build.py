@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from evospikenet._native_build import _exclusive
 
 HOLD = """
@@ -80,6 +82,7 @@ def test_sources_resolve_inside_the_package():
         assert os.path.isfile(path) and os.path.dirname(os.path.dirname(path)) == os.path.dirname(nb.__file__)
 
 
+@pytest.mark.slow
 def test_wheel_ships_the_cpp_sources(tmp_path):
     """A built wheel carries every file of evospikenet/csrc (the kernels compile from them on first use)."""
     import shutil
