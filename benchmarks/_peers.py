@@ -246,7 +246,7 @@ def spyx(x: torch.Tensor, layers) -> Peer:
         jax.block_until_ready(grad(params, xj))
 
     def spikes():
-        return torch.from_numpy(np.asarray(fwd(params, xj))).float()
+        return torch.from_numpy(np.array(fwd(params, xj))).float()  # a writable copy
 
     return Peer(step, spikes)
 
