@@ -4,9 +4,9 @@
 floating-point contraction, ``-mavx2`` where the CPU has it), cached under torch's extension directory and
 rebuilt by ninja when a source changes. Every extension of the package is built this way.
 
-The ``fcntl`` lock stays because torch's own ``lock`` file (``FileBaton``) outlives a build killed midway
-and every later process then waits for it forever; the kernel releases an ``fcntl`` lock when its holder
-dies, so a torch ``lock`` file found while holding ours belongs to a dead build and is removed.
+The ``fcntl`` lock stays because torch's ``lock`` file outlives a killed build and blocks every later one.
+(The kernel releases an ``fcntl`` lock when its holder dies, so a torch ``lock`` file found while holding
+ours belongs to a dead build and is removed.)
 """
 
 from __future__ import annotations
