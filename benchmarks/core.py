@@ -1,12 +1,19 @@
-"""Core benchmarks of issue 2, side by side with the peers: ``python benchmarks/core.py [--quick]``.
+"""Core benchmarks of EvoSpikeNet beside its peers: ``python benchmarks/core.py [--quick]``.
 
-1. ``train_step``: Linear(N, N) + LIF, forward over all T then backward, EvoSpikeNet vs snnTorch (tutorial
-   idiom), SpikingJelly 2.0 (multi-step) and Norse; median seconds per step.
-2. ``cuba``: Vogels-Abbott CUBA (4000 LIF, 80/20 E/I, p = 0.02, dt = 0.1 ms, 1 s) on EvoSpikeNet's native
-   float and int16 cores vs Brian2 Cython runtime and C++ standalone (scripts/brian2_cuba.py in .venv-brian2).
+1. ``train_step``: ``Linear(N, N)`` + LIF (and ``Linear + LIF + Linear + LIF`` in ``two_layer_*``), the
+   forward over all T then the backward of ``spikes.sum()``, in EvoSpikeNet, snnTorch (tutorial idiom and
+   ``Linear`` hoisted over T), SpikingJelly 2.0, Norse and Spyx (JAX), each configured as the same layer
+   with the same weights and input (``benchmarks/_peers.py``); median seconds per step (``*_s``, wall) and
+   the process CPU seconds of the same steps (``*_cpu_s``).
+2. ``cuba``: Vogels-Abbott CUBA (4000 LIF, 80/20 E/I, p = 0.02, dt = 0.1 ms, 1 s of model time) on
+   EvoSpikeNet's native float and int16 cores, Brian2 (Cython runtime and C++ standalone,
+   scripts/brian2_cuba.py in .venv-brian2) and NEST 3.10 (scripts/nest_cuba.py in .venv-nest).
 3. ``memory``: bytes per synapse per path; one propagation step of a 1M-neuron, 1e8-synapse network with 1 %
-   spiking, event-driven vs torch CSR SpMV; the largest network that simulates 100 steps in < 60 s, < 16 GiB.
+   spiking, event-driven vs torch CSR SpMV (int64 and int32 indices) and a torch gather of only the spiking
+   rows; the largest network that simulates 100 steps in < 60 s, < 16 GiB.
 
+Everything runs on one CPU thread (torch, XLA, NEST, Brian2). The peers of one configuration are timed in
+turns (one step of each, then the next round), so that all of them run under the same conditions.
 Progress goes to stderr; the last stdout line is one JSON object. A missing peer gives null (reason on
 stderr).
 """
@@ -15,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import subprocess
@@ -31,11 +37,19 @@ sys.path[:0] = [ROOT, os.path.dirname(os.path.abspath(__file__))]
 warnings.filterwarnings("ignore")
 
 import _peers  # noqa: E402
+from _cuba import cuba_flats  # noqa: E402
 
 from evospikenet.core import native  # noqa: E402
 
-TRAIN_CONFIGS = [(4096, 16, 100, 0.1), (4096, 16, 100, 0.5), (1024, 16, 500, 0.1)]  # (N, B, T, p)
+# (key, layer widths, B, T, p)
+TRAIN_CONFIGS = [
+    ("n4096_b16_t100_p0.1", [4096, 4096], 16, 100, 0.1),
+    ("n4096_b16_t100_p0.5", [4096, 4096], 16, 100, 0.5),
+    ("n1024_b16_t500_p0.1", [1024, 1024], 16, 500, 0.1),
+    ("two_layer_n1024_b16_t100_p0.1", [1024, 1024, 1024], 16, 100, 0.1),
+]
 BRIAN2_PY = os.path.join(ROOT, ".venv-brian2", "bin", "python")
+NEST_PY = os.path.join(ROOT, ".venv-nest", "bin", "python")
 
 
 def log(*a) -> None:
@@ -54,92 +68,70 @@ def timeit(fn, reps: int, warmup: int = 1) -> float:
     return statistics.median(ts)
 
 
+def time_in_turns(steps: dict, reps: int) -> dict:
+    """``{name: (median wall s, median process CPU s)}``: one warm-up call each, then ``reps`` rounds of one
+    call of every step; a step that raises gets None (reason on stderr)."""
+    live, walls, cpus = {}, {}, {}
+    for name, fn in steps.items():
+        try:
+            fn()
+            live[name], walls[name], cpus[name] = fn, [], []
+        except Exception as exc:
+            log(f"  {name}: null ({type(exc).__name__}: {exc})")
+    for _ in range(reps):
+        for name, fn in live.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            walls[name].append(time.perf_counter() - t0)
+            cpus[name].append(time.process_time() - c0)
+    out = {name: None for name in steps}
+    out.update({n: (statistics.median(walls[n]), statistics.median(cpus[n])) for n in live})
+    return out
+
+
 # ------------------------------------------------------------------------------------------- train_step
 def bench_train(quick: bool) -> dict:
     out = {}
-    for n, b, t, p in TRAIN_CONFIGS:
-        key = f"n{n}_b{b}_t{t}_p{p}"
-        x = (torch.rand(t, b, n, generator=torch.Generator().manual_seed(0)) < p).float()  # (T, B, N)
-        row = {}
+    for key, sizes, b, t, p in TRAIN_CONFIGS:
+        x = (torch.rand(t, b, sizes[0], generator=torch.Generator().manual_seed(0)) < p).float()  # (T, B, N)
+        layers = _peers.make_layers(sizes, seed=1)
+        steps = {}
         for name, build in _peers.BUILDERS.items():
             try:
-                step = build(x)
-                row[f"{name}_s"] = timeit(step, reps=2 if quick else 5)
-                log(f"train_step {key} {name}: {row[f'{name}_s']:.3f} s")
+                steps[name] = build(x, layers).step
             except Exception as exc:  # a missing or broken peer must not stop the run
-                row[f"{name}_s"] = None
+                steps[name] = None
                 log(f"train_step {key} {name}: null ({type(exc).__name__}: {exc})")
+        timed = time_in_turns({n: f for n, f in steps.items() if f is not None}, reps=3 if quick else 7)
+        row = {}
+        for name in _peers.BUILDERS:
+            r = timed.get(name)
+            row[f"{name}_s"], row[f"{name}_cpu_s"] = r if r else (None, None)
+            if r:
+                log(f"train_step {key} {name}: {r[0]:.3f} s (cpu {r[1]:.3f} s)")
+        peers = {n: row[f"{n}_s"] for n in _peers.BUILDERS if n != "evospikenet" and row[f"{n}_s"]}
+        if peers and row["evospikenet_s"]:
+            best = min(peers, key=peers.get)
+            row["fastest_peer"] = best
+            row["ratio_to_fastest_peer"] = row["evospikenet_s"] / peers[best]
+            cpu = {n: row[f"{n}_cpu_s"] for n in peers}
+            row["cpu_ratio_to_fastest_peer"] = row["evospikenet_cpu_s"] / min(cpu.values())
         out[key] = row
     return out
 
 
 # ------------------------------------------------------------------------------------------------ cuba
-def _cuba_structure(seed: int = 1):
-    """Random CUBA connectivity: rows 0..3199 excitatory, 3200..3999 inhibitory, each synapse p = 0.02."""
-    g = torch.Generator().manual_seed(seed)
-    n = 4000
-    mask = torch.rand(n, n, generator=g) < 0.02
-    mask.fill_diagonal_(False)
-    groups = []
-    for rows in (slice(0, 3200), slice(3200, n)):
-        m = torch.zeros_like(mask)
-        m[rows] = mask[rows]
-        crow = torch.zeros(n + 1, dtype=torch.int32)
-        crow[1:] = m.sum(1).cumsum(0).to(torch.int32)
-        groups.append((crow, m.nonzero()[:, 1].to(torch.int32).contiguous()))
-    u0 = torch.rand(n, generator=g)  # initial v = Vr + u0 (Vt - Vr)
-    return n, groups, u0
-
-
-def cuba_flats():
-    """Float network in mV, and its int16 quantisation (membrane relative to El in units of ``unit`` mV)."""
-    n, (exc, inh), u0 = _cuba_structure()
-    dt, taum, taue, taui = 0.1, 20.0, 5.0, 10.0  # ms
-    vt, vr, el, we, wi = -50.0, -60.0, -49.0, 60 * 0.27 / 10, -20 * 4.5 / 10  # mV
-    beta, refr = math.exp(-dt / taum), torch.full((n,), 50, dtype=torch.int32)  # 5 ms refractory
-    full = lambda v, dtype=torch.float32: torch.full((n,), v, dtype=dtype)  # noqa: E731
-
-    def grp(c, w, dtype, **kw):  # one synapse group, every weight w
-        return SimpleNamespace(
-            crow=c[0], col=c[1], delay=1, values=torch.full(c[1].shape, w, dtype=dtype), **kw
-        )
-
-    fl = SimpleNamespace(
-        kind="float", n=n, beta=full(beta), gain=full(1 - beta), v_th=full(vt), v_reset=full(vr),
-        v_rest=full(el),
-        refractory_steps=refr, reset="zero", bias=full(0.0), v0=vr + u0 * (vt - vr), leak_shift=None,
-        synapses=[grp(exc, we, dtype=torch.float32, decay=math.exp(-dt / taue), syn_shift=-1),
-                  grp(inh, wi, dtype=torch.float32, decay=math.exp(-dt / taui), syn_shift=-1)],
-    )  # fmt: skip
-    # int16: weights int8 with scale ws (|wi| -> 127); currents carry w_shift fractional bits; the membrane,
-    # zero at El (the leak's fixed point), counts units of gain * ws * 2 so one weight unit moves it by 1/2.
-    ws, w_shift = abs(wi) / 127, 12
-    unit = (1 - beta) * ws * 2
-    q = lambda mv: round(mv / unit)  # noqa: E731
-    i16 = torch.int16
-    it = SimpleNamespace(
-        kind="int16", n=n, leak_shift=full(0, torch.int32), leak_mul=full(round(beta * 65536), torch.int32),
-        leak_bits=16, v_th=full(q(vt - el), i16), v_reset=full(q(vr - el), i16), v_rest=full(0, i16),
-        refractory_steps=refr, reset="zero", bias=full(0, torch.int32), i_shift=w_shift + 1,
-        v0=torch.tensor([q(vr - el + float(u) * (vt - vr)) for u in u0], dtype=i16),
-        synapses=[grp(exc, round(we / ws), dtype=torch.int8, syn_mul=round(math.exp(-dt / taue) * 65536),
-                      w_shift=w_shift, syn_shift=-1, decay=0.0),
-                  grp(inh, round(wi / ws), dtype=torch.int8, syn_mul=round(math.exp(-dt / taui) * 65536),
-                      w_shift=w_shift, syn_shift=-1, decay=0.0)],
-    )  # fmt: skip
-    return fl, it
-
-
-def _brian2(mode: str) -> dict | None:
-    if not os.path.exists(BRIAN2_PY):
-        log(f"brian2 {mode}: null (no {BRIAN2_PY}; run scripts/setup_bench.sh)")
+def _run_script(python: str, script: str, args: list[str], what: str, setup: str) -> dict | None:
+    """Run ``scripts/<script>`` with another venv's Python and return its last JSON line, or None."""
+    if not os.path.exists(python):
+        log(f"{what}: null (no {python}; {setup})")
         return None
-    script = os.path.join(ROOT, "scripts", "brian2_cuba.py")
+    cmd = [python, os.path.join(ROOT, "scripts", script), *args]
     try:
-        r = subprocess.run([BRIAN2_PY, script, "--mode", mode], capture_output=True, text=True, timeout=900)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
         return json.loads(r.stdout.strip().splitlines()[-1])
     except Exception as exc:
-        log(f"brian2 {mode}: null ({type(exc).__name__}: {exc})")
+        log(f"{what}: null ({type(exc).__name__}: {exc})")
         return None
 
 
@@ -152,21 +144,31 @@ def bench_cuba(quick: bool) -> dict:
         res = {}
 
         def run(flat=flat, res=res):
+            c0 = time.process_time()
             res["s"], _, _ = native.run_flat(flat, steps)
+            res.setdefault("cpu", []).append(time.process_time() - c0)
 
         out[f"evospikenet_{name}_s"] = timeit(run, reps=3 if quick else 7, warmup=0)
+        out[f"evospikenet_{name}_cpu_s"] = statistics.median(res["cpu"])
         out[f"evospikenet_{name}_rate_hz"] = res["s"].numel() / flat.n / (steps * 1e-4)
         log(
-            f"cuba evospikenet {name}: {out[f'evospikenet_{name}_s']:.3f} s, "
-            f"{out[f'evospikenet_{name}_rate_hz']:.2f} Hz"
+            f"cuba evospikenet {name}: {out[f'evospikenet_{name}_s']:.3f} s "
+            f"(cpu {out[f'evospikenet_{name}_cpu_s']:.3f} s), {out[f'evospikenet_{name}_rate_hz']:.2f} Hz"
         )
     for mode in ("runtime", "standalone"):
-        r = _brian2(mode)
+        r = _run_script(BRIAN2_PY, "brian2_cuba.py", ["--mode", mode], f"brian2 {mode}",
+                        "run scripts/setup_bench.sh")  # fmt: skip
         out[f"brian2_{mode}_s"] = r["wall_s"] if r else None
+        out[f"brian2_{mode}_cpu_s"] = r.get("cpu_s") if r else None
         out[f"brian2_{mode}_rate_hz"] = r["rate_hz"] if r else None
         if mode == "standalone":
             out["brian2_standalone_build_s"] = r["build_s"] if r else None
         log(f"cuba brian2 {mode}: {r}")
+    r = _run_script(NEST_PY, "nest_cuba.py", ["--threads", "1"], "nest",
+                    "create .venv-nest with nest-simulator==3.10.0")  # fmt: skip
+    for k in ("s", "cpu_s", "rate_hz", "build_s"):
+        out[f"nest_{k}"] = r[{"s": "wall_s"}.get(k, k)] if r else None
+    log(f"cuba nest: {r}")
     return out
 
 
@@ -196,6 +198,7 @@ def _propagation(quick: bool) -> dict:
     out["int_bytes_per_synapse"] = _bytes(crow, col, vi) / nnz
     out["float_bytes_per_synapse"] = (_bytes(crow, col) + 4 * nnz) / nnz
     out["torch_default_bytes_per_synapse"] = (8 * (n + 1) + 8 * nnz + 4 * nnz) / nnz  # int64 indices, float32
+    out["torch_int32_bytes_per_synapse"] = (4 * (n + 1) + 4 * nnz + 4 * nnz) / nnz  # int32 indices, float32
     ids = (
         torch.randperm(n, generator=torch.Generator().manual_seed(1))[: n // 100].sort().values
     )  # 1 % spiking
@@ -218,12 +221,31 @@ def _propagation(quick: bool) -> dict:
     # structure as the random W above, so the same arrays serve as W^T.
     s = torch.zeros(n, 1)
     s[ids] = 1.0
-    # torch's default CSR (int64 indices, float32 values): its CPU SpMV is far slower with int32 indices
-    wt = torch.sparse_csr_tensor(crow.long(), col.long(), vf, (n, n))
-    out["csr_spmv_step_s"] = timeit(lambda: torch.mm(wt, s), reps=3 if quick else 10)
+    # torch's default CSR (int64 indices, float32 values), then the same with int32 indices
+    for key, idx in (("csr_spmv_step_s", torch.int64), ("csr_int32_spmv_step_s", torch.int32)):
+        wt = torch.sparse_csr_tensor(crow.to(idx), col.to(idx), vf, (n, n))
+        out[key] = timeit(lambda wt=wt: torch.mm(wt, s), reps=3 if quick else 10)
+        del wt
+    # event-driven in plain torch: gather the synapses of the spiking rows only, then index_add_
+    crow64 = crow.long()
+    acc_g = torch.zeros(n)
+
+    def torch_gather():
+        start = crow64[ids]  # (m,) first synapse of each spiking row
+        cnt = crow64[ids + 1] - start
+        pos = torch.repeat_interleave(start - (cnt.cumsum(0) - cnt), cnt) + torch.arange(int(cnt.sum()))
+        acc_g.zero_()
+        acc_g.index_add_(0, col[pos].long(), vf[pos])
+
+    out["torch_gather_step_s"] = timeit(torch_gather, reps=5 if quick else 20)
+    ev_float()
+    if not torch.allclose(acc_g, acc_f, atol=1e-4):
+        raise RuntimeError("the torch gather baseline disagrees with the event-driven propagation")
     out["event_speedup_vs_spmv"] = out["csr_spmv_step_s"] / out["event_step_s"]
+    out["event_speedup_vs_torch_gather"] = out["torch_gather_step_s"] / out["event_step_s"]
     log(f"memory: event {out['event_step_s'] * 1e3:.1f} ms (int {out['event_step_int_s'] * 1e3:.1f} ms), "
-        f"spmv {out['csr_spmv_step_s'] * 1e3:.1f} ms")  # fmt: skip
+        f"spmv {out['csr_spmv_step_s'] * 1e3:.1f} ms (int32 {out['csr_int32_spmv_step_s'] * 1e3:.1f} ms), "
+        f"torch gather {out['torch_gather_step_s'] * 1e3:.1f} ms")  # fmt: skip
     return out
 
 
@@ -287,6 +309,14 @@ def _available_bytes() -> int | None:
         return None
 
 
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), None)
+    except OSError:
+        return None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions, bounded largest-network search")
@@ -294,6 +324,8 @@ def main() -> None:
         "--only", choices=("train_step", "cuba", "memory"), action="append", help="run only these"
     )
     args = ap.parse_args()
+    torch.set_num_threads(1)
+    os.environ.setdefault("XLA_FLAGS", _peers.XLA_ONE_THREAD)
     parts = {"train_step": bench_train, "cuba": bench_cuba, "memory": bench_memory}
     t0 = time.perf_counter()
     result = {}
@@ -304,6 +336,7 @@ def main() -> None:
         result[name] = fn(args.quick)
     load = os.getloadavg()
     result["conditions"] = {
+        "cpu_model": _cpu_model(),
         "quick": args.quick, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
         "loadavg_1_5_15": [round(x, 2) for x in load], "wall_s": round(time.perf_counter() - t0, 1),
     }  # fmt: skip

@@ -1,10 +1,12 @@
-"""Building the C++ extensions (``torch.utils.cpp_extension.load_inline``) safely between processes.
+"""Building the C++ extensions from their sources under ``evospikenet/csrc/`` on first use.
 
-torch guards a build with a plain ``lock`` file in the extension's build directory, removed when the build
-ends. A process killed while it builds (a stopped server, a timeout) leaves that file behind, and every
-later process then waits for it forever, silently. :func:`build_inline` holds an ``fcntl`` lock around the
-build instead: the kernel releases it when its holder dies. Every build of our extensions goes through that
-lock, so a torch ``lock`` file found while holding it belongs to a dead build and is removed.
+:func:`build_sources` compiles ``.cpp`` files with ``torch.utils.cpp_extension.load`` (``-O3``, no
+floating-point contraction, ``-mavx2`` where the CPU has it), cached under torch's extension directory and
+rebuilt by ninja when a source changes. Every extension of the package is built this way.
+
+The ``fcntl`` lock stays because torch's ``lock`` file outlives a killed build and blocks every later one.
+(The kernel releases an ``fcntl`` lock when its holder dies, so a torch ``lock`` file found while holding
+ours belongs to a dead build and is removed.)
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import fcntl
 import os
 import sys
 
-__all__ = ["cpu_flags", "build_inline", "build_sources", "csrc", "extension_name"]
+__all__ = ["cpu_flags", "build_sources", "csrc", "extension_name"]
 
 
 def cpu_flags() -> list[str]:
@@ -76,9 +78,14 @@ def build_sources(
     openmp: bool = False,
     cflags: tuple[str, ...] = (),
 ):
-    """Compile the C++ files ``sources`` into the extension ``name`` (cached; rebuilt when a source
-    changes) under the same ``fcntl`` lock as :func:`build_inline`, and return the module. ``cflags`` are
-    added to ``-O3 -ffp-contract=off`` (and ``-mavx2`` where the CPU has it)."""
+    """Compile the C++ files ``sources`` (paths, see :func:`csrc`) into the extension ``name`` and return
+    the module; cached, rebuilt when a source changes, under the ``fcntl`` lock of the module docstring.
+
+    ``cflags`` are added to ``-O3 -ffp-contract=off`` (and ``-mavx2`` where the CPU has it). ``message`` is
+    printed to stderr before a build that has no cached result yet, so a first call that compiles for a
+    minute does not look like a hang. Raises whatever ``cpp_extension.load`` raises (no compiler, no headers,
+    a build error).
+    """
     from torch.utils.cpp_extension import load
 
     flags = cpu_flags()
@@ -96,32 +103,5 @@ def build_sources(
             sources=list(sources),
             extra_cflags=["-O3", "-ffp-contract=off", *flags, *omp, *cflags],
             extra_ldflags=omp,
-            verbose=bool(os.environ.get("EVOSPIKENET_NATIVE_VERBOSE")),
-        )
-
-
-def build_inline(name: str, source: str, functions: list[str] | None = None, message: str | None = None):
-    """Compile ``source`` (once, cached under torch's extension directory) and return the module.
-
-    ``message`` is printed to stderr before a build that has no cached result yet, so a first call that
-    compiles for a minute does not look like a hang. Raises whatever ``load_inline`` raises (no compiler,
-    no headers, a build error).
-    """
-    from torch.utils.cpp_extension import load_inline
-
-    flags = cpu_flags()
-    full = extension_name(name, flags)
-    try:
-        build_dir = _build_dir(full)
-    except Exception:  # a private helper of torch: if it moved, build without our lock
-        build_dir = None
-    with _exclusive(build_dir) if build_dir else contextlib.nullcontext():
-        if message and build_dir and not any(f.endswith(".so") for f in os.listdir(build_dir)):
-            print(message, file=sys.stderr, flush=True)
-        return load_inline(
-            name=full,
-            cpp_sources=source,
-            functions=functions,
-            extra_cflags=["-O3", "-ffp-contract=off", *flags],
             verbose=bool(os.environ.get("EVOSPIKENET_NATIVE_VERBOSE")),
         )

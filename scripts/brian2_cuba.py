@@ -4,6 +4,8 @@ Runs in its own venv (.venv-brian2, see scripts/setup_bench.sh) because Brian2 2
 numpy 2.4. Usage: ``python scripts/brian2_cuba.py --mode runtime|standalone [--duration 1.0] [--seed 1]``.
 ``runtime`` is Cython code generation (the first, compiling run is done as a warm-up and not timed);
 ``standalone`` is the C++ standalone device, with build (code generation + compile) timed apart from the run.
+``wall_s`` is the simulation's wall time and ``cpu_s`` the CPU time spent on it (for ``standalone``, of the
+whole binary).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -62,9 +65,9 @@ def main() -> None:
         b2.start_scope()
         b2.seed(args.seed)
         net, mon, dur = build(b2, args.duration)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         net.run(dur)
-        out["wall_s"] = time.perf_counter() - t0
+        out["wall_s"], out["cpu_s"] = time.perf_counter() - t0, time.process_time() - c0
     else:
         d = tempfile.mkdtemp(prefix="brian2_cuba_")
         b2.set_device("cpp_standalone", directory=d, build_on_run=False)
@@ -75,9 +78,12 @@ def main() -> None:
         t0 = time.perf_counter()
         b2.device.build(directory=d, compile=True, run=False, debug=False)
         out["build_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
         b2.device.run(directory=d, with_output=False)
         out["run_process_s"] = time.perf_counter() - t0
+        c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # CPU time of the whole binary (start, run, writing results), an upper bound of the run's
+        out["cpu_s"] = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
         # the simulation's own run time, as the standalone binary measures it (no process start or I/O)
         out["wall_s"] = float(b2.device._last_run_time)
     out["n_spikes"] = int(mon.num_spikes)

@@ -17,9 +17,10 @@ currents with shift decay ``I - (I >> s)`` or delta when ``s = -1``, saturation 
 the rounded leaks of :mod:`evospikenet.core.flat` (``V - ((V + 2^(k-1)) >> k)`` or ``(V m + 2^(b-1)) >> b``).
 Spikes match ``flat.run_flat_reference`` exactly (same summation order).
 
-The extension is built lazily on first use with ``torch.utils.cpp_extension.load_inline`` (``-O3``, cached
-under ``~/.cache/torch_extensions``). Without a working compiler ``native_available()`` is False and
-``run_flat`` raises ``RuntimeError``.
+The C++ source is ``evospikenet/csrc/native.cpp`` (one time loop templated over the float and integer
+models), built on first use by :func:`evospikenet._native_build.build_sources` (``-O3``, cached under
+``~/.cache/torch_extensions``). Without a working compiler ``native_available()`` is False and ``run_flat``
+raises ``RuntimeError``.
 """
 
 from __future__ import annotations
@@ -30,191 +31,14 @@ import torch
 
 __all__ = ["native_available", "load_native", "run_flat", "propagate_events"]
 
-_CPP = r"""
-#include <torch/extension.h>
-#include <vector>
-#include <cstdint>
-#include <algorithm>
-
-using torch::Tensor;
-
-// Spikes emitted so far: ids[off[t] : off[t + 1]] fired at step t.
-struct History { std::vector<int64_t> ids; std::vector<int64_t> off{0}; };
-
-template <typename V, typename A>
-static inline void scatter_rows(const int32_t* crow, const int32_t* col, const V* val,
-                                const History& h, int64_t t, int64_t delay, A* cur) {
-    int64_t src = t - delay;
-    if (src < 0) return;
-    for (int64_t k = h.off[src]; k < h.off[src + 1]; ++k) {
-        int64_t j = h.ids[k];
-        for (int32_t e = crow[j]; e < crow[j + 1]; ++e) cur[col[e]] += (A)val[e];
-    }
-}
-
-static std::tuple<Tensor, Tensor> pack(const History& h) {
-    int64_t m = (int64_t)h.ids.size(), T = (int64_t)h.off.size() - 1;
-    auto steps = torch::empty({m}, torch::kInt64), ids = torch::empty({m}, torch::kInt64);
-    int64_t* s = steps.data_ptr<int64_t>();
-    for (int64_t t = 0; t < T; ++t) for (int64_t k = h.off[t]; k < h.off[t + 1]; ++k) s[k] = t;
-    std::copy(h.ids.begin(), h.ids.end(), ids.data_ptr<int64_t>());
-    return {steps, ids};
-}
-
-// Per step: scatter the events, then three branch-free passes the compiler vectorises (currents, membrane,
-// spike collection).
-std::vector<Tensor> run_float(int64_t n_steps, Tensor beta, Tensor gain, Tensor v_th, Tensor v_reset,
-                              Tensor v_rest, Tensor refr, Tensor bias, Tensor v0, int64_t reset,
-                              std::vector<Tensor> crows, std::vector<Tensor> cols, std::vector<Tensor> vals,
-                              std::vector<double> decays, std::vector<int64_t> delays) {
-    const int64_t n = v0.numel(), G = (int64_t)crows.size();
-    Tensor v = v0.clone();
-    float* __restrict__ V = v.data_ptr<float>();
-    const float* __restrict__ B = beta.data_ptr<float>();
-    const float* __restrict__ Gn = gain.data_ptr<float>();
-    const float* __restrict__ TH = v_th.data_ptr<float>();
-    const float* __restrict__ VR = v_reset.data_ptr<float>();
-    const float* __restrict__ VL = v_rest.data_ptr<float>();
-    const float* __restrict__ b = bias.data_ptr<float>();
-    const int32_t* __restrict__ R = refr.data_ptr<int32_t>();
-    std::vector<int32_t> rcv(n, 0);
-    std::vector<uint8_t> firedv(n, 0);
-    std::vector<float> Iv(n);
-    std::vector<std::vector<float>> cur(G, std::vector<float>(n, 0.f)), arr(G, std::vector<float>(n, 0.f));
-    int32_t* __restrict__ rc = rcv.data();
-    uint8_t* __restrict__ fired = firedv.data();
-    float* __restrict__ I = Iv.data();
-    History h;
-    for (int64_t t = 0; t < n_steps; ++t) {
-        for (int64_t g = 0; g < G; ++g)
-            scatter_rows(crows[g].data_ptr<int32_t>(), cols[g].data_ptr<int32_t>(), vals[g].data_ptr<float>(),
-                         h, t, delays[g], arr[g].data());
-        std::copy(b, b + n, I);
-        for (int64_t g = 0; g < G; ++g) {  // I_g = decay I_g + (W^T s); I = bias + sum_g I_g, as the reference
-            float* __restrict__ c = cur[g].data();
-            float* __restrict__ a = arr[g].data();
-            const float d = (float)decays[g];
-            for (int64_t i = 0; i < n; ++i) { float x = c[i] * d + a[i]; c[i] = x; a[i] = 0.f; I[i] += x; }
-        }
-        for (int64_t i = 0; i < n; ++i) {
-            const bool act = rc[i] <= 0;
-            float hh = VL[i] + B[i] * (V[i] - VL[i]) + Gn[i] * I[i];
-            hh = act ? hh : VR[i];
-            const bool f = act && hh >= TH[i];
-            const float vn = reset == 0 ? hh - TH[i] : (reset == 1 ? VR[i] : hh);
-            V[i] = f ? vn : hh;
-            rc[i] = f ? R[i] : (rc[i] > 0 ? rc[i] - 1 : 0);
-            fired[i] = f;
-        }
-        for (int64_t i = 0; i < n; ++i) if (fired[i]) h.ids.push_back(i);
-        h.off.push_back((int64_t)h.ids.size());
-    }
-    auto [s, ids] = pack(h);
-    return {s, ids, v};
-}
-
-static inline int32_t sat16(int32_t x) { return x < -32768 ? -32768 : (x > 32767 ? 32767 : x); }
-
-std::vector<Tensor> run_int(int64_t n_steps, Tensor leak_shift, Tensor leak_mul, int64_t leak_bits,
-                            Tensor v_th, Tensor v_reset, Tensor refr, Tensor bias, Tensor v0, int64_t reset,
-                            int64_t i_shift, std::vector<Tensor> crows, std::vector<Tensor> cols,
-                            std::vector<Tensor> vals, std::vector<int64_t> shifts, std::vector<int64_t> muls,
-                            std::vector<int64_t> w_shifts, std::vector<int64_t> delays) {
-    const int64_t n = v0.numel(), G = (int64_t)crows.size();
-    const int32_t* __restrict__ K = leak_shift.data_ptr<int32_t>();
-    const int32_t* __restrict__ M = leak_mul.data_ptr<int32_t>();
-    const int32_t* __restrict__ TH = v_th.data_ptr<int32_t>();
-    const int32_t* __restrict__ VR = v_reset.data_ptr<int32_t>();
-    const int32_t* __restrict__ R = refr.data_ptr<int32_t>();
-    const int32_t* __restrict__ b = bias.data_ptr<int32_t>();
-    Tensor v = v0.to(torch::kInt32);
-    int32_t* __restrict__ V = v.data_ptr<int32_t>();
-    std::vector<int32_t> rcv(n, 0), Iv(n), halfv(n);
-    std::vector<uint8_t> firedv(n, 0);
-    int32_t* __restrict__ rc = rcv.data();
-    int32_t* __restrict__ I = Iv.data();
-    int32_t* __restrict__ half = halfv.data();
-    uint8_t* __restrict__ fired = firedv.data();
-    for (int64_t i = 0; i < n; ++i) half[i] = K[i] > 0 ? 1 << (K[i] - 1) : 0;
-    const int64_t mhalf = leak_bits > 0 ? (1LL << (leak_bits - 1)) : 0;
-    std::vector<std::vector<int32_t>> cur(G, std::vector<int32_t>(n, 0)), arr(G, std::vector<int32_t>(n, 0));
-    std::vector<std::vector<int32_t>> wv(G);
-    for (int64_t g = 0; g < G; ++g) {  // int8 weights widened once, with the optional left shift
-        const int8_t* w = vals[g].data_ptr<int8_t>();
-        wv[g].resize(vals[g].numel());
-        for (int64_t e = 0; e < vals[g].numel(); ++e) wv[g][e] = (int32_t)w[e] * (1 << w_shifts[g]);
-    }
-    History h;
-    for (int64_t t = 0; t < n_steps; ++t) {
-        for (int64_t g = 0; g < G; ++g)
-            scatter_rows(crows[g].data_ptr<int32_t>(), cols[g].data_ptr<int32_t>(), wv[g].data(),
-                         h, t, delays[g], arr[g].data());
-        std::fill(I, I + n, 0);
-        for (int64_t g = 0; g < G; ++g) {  // decay (shift, rounded multiply or delta), add the events
-            int32_t* __restrict__ c = cur[g].data();
-            int32_t* __restrict__ a = arr[g].data();
-            const int64_t m = muls[g], sh = shifts[g];
-            if (m >= 0) {
-                for (int64_t i = 0; i < n; ++i) {
-                    int32_t x = (int32_t)(((int64_t)c[i] * m + 32768) >> 16) + a[i];
-                    c[i] = x; a[i] = 0; I[i] += x;
-                }
-            } else if (sh >= 0) {
-                for (int64_t i = 0; i < n; ++i) {
-                    int32_t x = c[i] - (c[i] >> sh) + a[i];
-                    c[i] = x; a[i] = 0; I[i] += x;
-                }
-            } else {
-                for (int64_t i = 0; i < n; ++i) { int32_t x = a[i]; c[i] = x; a[i] = 0; I[i] += x; }
-            }
-        }
-        for (int64_t i = 0; i < n; ++i) {
-            const bool act = rc[i] <= 0;
-            // rounded leak: V - ((V + 2^(k-1)) >> k), or (V m + 2^(b-1)) >> b
-            const int32_t lv = leak_bits > 0 ? (int32_t)(((int64_t)V[i] * M[i] + mhalf) >> leak_bits)
-                                             : V[i] - ((V[i] + half[i]) >> K[i]);
-            int32_t hh = sat16(lv + sat16(b[i] + (I[i] >> i_shift)));
-            hh = act ? hh : VR[i];
-            const bool f = act && hh >= TH[i];
-            const int32_t vn = reset == 0 ? hh - TH[i] : VR[i];
-            V[i] = f ? vn : hh;
-            rc[i] = f ? R[i] : (rc[i] > 0 ? rc[i] - 1 : 0);
-            fired[i] = f;
-        }
-        for (int64_t i = 0; i < n; ++i) if (fired[i]) h.ids.push_back(i);
-        h.off.push_back((int64_t)h.ids.size());
-    }
-    auto [s, ids] = pack(h);
-    return {s, ids, v.to(torch::kInt16)};
-}
-
-// One event-driven propagation: out[col] += val for every synapse in the rows of the spiking neurons.
-void propagate(Tensor crow, Tensor col, Tensor val, Tensor ids, Tensor out) {
-    const int32_t *cr = crow.data_ptr<int32_t>(), *c = col.data_ptr<int32_t>();
-    const int64_t* s = ids.data_ptr<int64_t>();
-    const int64_t m = ids.numel();
-    if (val.scalar_type() == torch::kInt8) {
-        const int8_t* w = val.data_ptr<int8_t>();
-        int32_t* o = out.data_ptr<int32_t>();
-        for (int64_t k = 0; k < m; ++k)
-            for (int32_t e = cr[s[k]]; e < cr[s[k] + 1]; ++e) o[c[e]] += w[e];
-    } else {
-        const float* w = val.data_ptr<float>();
-        float* o = out.data_ptr<float>();
-        for (int64_t k = 0; k < m; ++k)
-            for (int32_t e = cr[s[k]]; e < cr[s[k] + 1]; ++e) o[c[e]] += w[e];
-    }
-}
-"""
-
 
 @functools.cache
 def load_native():
     """Compile (once, cached on disk) and return the extension module; raises RuntimeError if impossible."""
     try:
-        from .._native_build import build_inline
+        from .._native_build import build_sources, csrc
 
-        return build_inline("evospikenet_native_v4", _CPP, ["run_float", "run_int", "propagate"])
+        return build_sources("evospikenet_native", [csrc("native.cpp")])
     except Exception as exc:  # compiler missing, headers missing, build error
         raise RuntimeError(
             "the native backend needs a working C++ compiler (g++/clang and ninja) to build its extension: "

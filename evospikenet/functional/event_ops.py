@@ -30,7 +30,8 @@ fire in one and not the other (the tests bound how often).
 
 The kernels release the GIL, so a server's other Python threads run while they compute.
 
-The extension builds on first use (``torch.utils.cpp_extension.load_inline``, cached on disk). Without a
+The C++ source is ``evospikenet/csrc/event_ops.cpp``, built on first use by
+:func:`evospikenet._native_build.build_sources` (cached on disk). Without a
 compiler, or with ``EVOSPIKENET_EVENT_KERNELS=0``, :func:`event_kernels_enabled` is False and callers use
 their tensor code; results are the same either way (the tests compare both).
 """
@@ -41,8 +42,6 @@ import functools
 import os
 
 import torch
-
-from ._event_ops_src import CPP_SOURCE
 
 __all__ = [
     "event_kernels_enabled",
@@ -57,11 +56,11 @@ DENSE_ABOVE = 0.3  # input density above which the dense BLAS product is faster 
 
 @functools.cache
 def _load():
-    from .._native_build import build_inline
+    from .._native_build import build_sources, csrc
 
-    return build_inline(
-        "evospikenet_event_ops_v9",
-        CPP_SOURCE,
+    return build_sources(
+        "evospikenet_event_ops",
+        [csrc("event_ops.cpp")],
         message="evospikenet: building the event-driven inference kernels (once per Python environment, about a minute; "
         "EVOSPIKENET_EVENT_KERNELS=0 skips them)",
     )

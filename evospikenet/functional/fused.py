@@ -7,7 +7,8 @@ r"""Fused spiking layer for training: ``Linear(N_in, N_out)`` + LIF over a whole
 
 with the reset of :mod:`evospikenet.functional.lif` and the BPTT recursion of its fused kernel
 (``dL/dH_t = g_{S_t} \sigma'(H_t - V_th) + g_{V_t} dV_t/dH_t``, ``g_{V_{t-1}} = \beta dL/dH_t``,
-``dL/dY_t = (1 - \beta) R dL/dH_t``), then ``dL/dW = X^T dL/dY`` and ``dL/db = \sum dL/dY``.
+``dL/dY_t = (1 - \beta) R dL/dH_t``), then ``dL/dW = X^T dL/dY``, ``dL/db = \sum dL/dY`` and, when the
+input needs a gradient (a layer stacked on another), ``dL/dX = dL/dY W^T``.
 
 Speed comes from three things:
 
@@ -15,12 +16,15 @@ Speed comes from three things:
 * **binary sparse input**: when ``X`` holds only 0/1 and at most ``sparse_threshold`` of it is 1, ``X W`` is
   a gather-sum of the rows of ``W`` named by each row's spikes, and ``X^T dL/dY`` a gather-sum of the rows of
   ``dL/dY`` named by each input neuron's spike times (the CSR of ``X^T``): ``p`` times the work of the dense
-  product, done by a C++ kernel that tiles the output columns so a tile of ``W`` stays in cache; dense
-  BLAS otherwise;
-* **the LIF time loop in C++**: forward and BPTT each one pass over ``(T, B*N)``, parallel over neurons.
+  product and no multiplications, done by a C++ kernel that packs a tile of columns (up to 64) contiguously
+  so it stays in cache while every row gathers from it; dense BLAS otherwise;
+* **the LIF time loop in C++**: forward and BPTT each one pass over ``(T, B*N)``; the forward writes the
+  pre-reset potentials over the currents (no further buffer), the backward computes the surrogate
+  derivative of the built-in surrogates in the same pass.
 
 The weight is stored as ``(N_in, N_out)`` (the transpose of ``nn.Linear.weight``) so every gathered row is
-contiguous. Without a C++ compiler the layer falls back to dense ``torch.mm`` and ``lif_multistep``.
+contiguous. The kernels' source is ``evospikenet/csrc/fused.cpp``, built on first use; without a C++
+compiler the layer falls back to dense ``torch.mm`` and ``lif_multistep``.
 """
 
 from __future__ import annotations
@@ -36,140 +40,14 @@ from .lif import LIFParams, LIFState, lif_multistep, lif_params
 
 __all__ = ["SpikingLinearLIF", "spiking_linear_lif", "fused_available"]
 
-_CPP = r"""
-#define TILE_W 16
-#include <torch/extension.h>
-#include <ATen/Parallel.h>
-#include <atomic>
-#include <algorithm>
-using torch::Tensor;
-
-// CSR of the 1s of a binary (R, K) matrix and of its transpose; empty if a value is not 0/1 or too dense.
-std::vector<Tensor> binary_csr(Tensor x, double max_density) {
-    const int64_t R = x.size(0), K = x.size(1);
-    const float* p = x.data_ptr<float>();
-    std::vector<int64_t> cnt(R + 1, 0);
-    std::atomic<bool> bad{false};
-    at::parallel_for(0, R, 8, [&](int64_t a, int64_t b) {
-        for (int64_t r = a; r < b; ++r) {
-            int64_t c = 0; bool nb = false;
-            for (int64_t k = 0; k < K; ++k) {
-                float v = p[r * K + k];
-                c += (v != 0.f); nb |= (v != 0.f && v != 1.f);
-            }
-            cnt[r + 1] = c; if (nb) bad = true;
-        }
-    });
-    for (int64_t r = 0; r < R; ++r) cnt[r + 1] += cnt[r];
-    if (bad || (double)cnt[R] > max_density * (double)R * (double)K || cnt[R] >= INT32_MAX) return {};
-    auto crow = torch::empty({R + 1}, torch::kInt32), col = torch::empty({cnt[R]}, torch::kInt32);
-    int32_t *cr = crow.data_ptr<int32_t>(), *cl = col.data_ptr<int32_t>();
-    for (int64_t r = 0; r <= R; ++r) cr[r] = (int32_t)cnt[r];
-    at::parallel_for(0, R, 8, [&](int64_t a, int64_t b) {
-        for (int64_t r = a; r < b; ++r) {
-            int32_t pos = cr[r];
-            for (int64_t k = 0; k < K; ++k) if (p[r * K + k] != 0.f) cl[pos++] = (int32_t)k;
-        }
-    });
-    auto crowT = torch::zeros({K + 1}, torch::kInt32), colT = torch::empty({cnt[R]}, torch::kInt32);
-    int32_t *ct = crowT.data_ptr<int32_t>(), *clt = colT.data_ptr<int32_t>();
-    for (int64_t e = 0; e < cnt[R]; ++e) ct[cl[e] + 1]++;
-    for (int64_t k = 0; k < K; ++k) ct[k + 1] += ct[k];
-    std::vector<int32_t> fill(ct, ct + K);
-    for (int64_t r = 0; r < R; ++r)
-        for (int32_t e = cr[r]; e < cr[r + 1]; ++e) clt[fill[cl[e]]++] = (int32_t)r;
-    return {crow, col, crowT, colT};
-}
-
-// out[a, :] = sum over e in row a of M[col[e], :]. M comes tile-major, Mp (ntiles, S, TW) with C <= ntiles*TW
-// columns, so each tile is one contiguous block that stays in cache (no stride conflicts); acc stays in
-// registers.
-Tensor gather_sum(Tensor crow, Tensor col, Tensor Mp, int64_t C) {
-    constexpr int64_t TW = TILE_W;
-    const int64_t A = crow.numel() - 1, S = Mp.size(1), ntiles = Mp.size(0);
-    TORCH_CHECK(Mp.size(2) == TW && ntiles * TW >= C, "gather_sum: bad tile layout");
-    auto out = torch::empty({A, C}, Mp.options());
-    const int32_t* __restrict__ cr = crow.data_ptr<int32_t>();
-    const int32_t* __restrict__ cl = col.data_ptr<int32_t>();
-    const float* __restrict__ m = Mp.data_ptr<float>();
-    float* __restrict__ o = out.data_ptr<float>();
-    at::parallel_for(0, ntiles, 1, [&](int64_t t0, int64_t t1) {
-        for (int64_t tile = t0; tile < t1; ++tile) {
-            const int64_t c0 = tile * TW, w = std::min(TW, C - c0);
-            const float* __restrict__ mt = m + tile * S * TW;
-            for (int64_t a = 0; a < A; ++a) {
-                float acc[TW] = {0.f};
-                for (int32_t e = cr[a]; e < cr[a + 1]; ++e) {
-                    const float* __restrict__ row = mt + (int64_t)cl[e] * TW;
-                    for (int64_t i = 0; i < TW; ++i) acc[i] += row[i];
-                }
-                std::copy(acc, acc + w, o + a * C + c0);
-            }
-        }
-    });
-    return out;
-}
-
-// LIF over T steps of y (T, E) (+ bias[e % N]); returns spikes, pre-reset potentials H and the last V.
-std::vector<Tensor> lif_fwd(Tensor y, Tensor bias, Tensor v0, double beta_, double gain_, double vth_,
-                            double vreset_, double vrest_, int64_t reset) {
-    const int64_t T = y.size(0), E = y.size(1), N = bias.numel();
-    const float beta = beta_, gain = gain_, vth = vth_, vreset = vreset_, vrest = vrest_;
-    auto s = torch::empty_like(y), hs = torch::empty_like(y), v = v0.clone();
-    const float* __restrict__ yp = y.data_ptr<float>();
-    const float* __restrict__ bp = N ? bias.data_ptr<float>() : nullptr;
-    float* __restrict__ sp = s.data_ptr<float>();
-    float* __restrict__ hp = hs.data_ptr<float>();
-    float* __restrict__ vp = v.data_ptr<float>();
-    at::parallel_for(0, E, 1024, [&](int64_t a, int64_t b) {
-        for (int64_t t = 0; t < T; ++t) {
-            const int64_t o = t * E;
-            for (int64_t e = a; e < b; ++e) {
-                float x = bp ? yp[o + e] + bp[e % N] : yp[o + e];
-                float h = vrest + beta * (vp[e] - vrest) + gain * x;
-                float sp_ = h >= vth ? 1.f : 0.f;
-                hp[o + e] = h; sp[o + e] = sp_;
-                vp[e] = reset == 0 ? h - sp_ * vth : (reset == 1 ? (sp_ > 0.f ? vreset : h) : h);
-            }
-        }
-    });
-    return {s, hs, v};
-}
-
-// BPTT: gs = dL/dS, sg = surrogate'(H - V_th), s = spikes, gv = dL/dV_T; returns dL/dY (T, E) and dL/dV_0.
-std::vector<Tensor> lif_bwd(Tensor gs, Tensor sg, Tensor s, Tensor gv, double beta_, double gain_,
-                            int64_t reset) {
-    const int64_t T = gs.size(0), E = gs.size(1);
-    const float beta = beta_, gain = gain_;
-    auto gy = torch::empty_like(gs), g = gv.clone();
-    const float* __restrict__ gsp = gs.data_ptr<float>();
-    const float* __restrict__ sgp = sg.data_ptr<float>();
-    const float* __restrict__ spp = s.data_ptr<float>();
-    float* __restrict__ gyp = gy.data_ptr<float>();
-    float* __restrict__ gp = g.data_ptr<float>();
-    at::parallel_for(0, E, 1024, [&](int64_t a, int64_t b) {
-        for (int64_t t = T - 1; t >= 0; --t) {
-            const int64_t o = t * E;
-            for (int64_t e = a; e < b; ++e) {
-                float carry = reset == 1 ? gp[e] * (1.f - spp[o + e]) : gp[e];
-                float gh = gsp[o + e] * sgp[o + e] + carry;
-                gyp[o + e] = gain * gh;
-                gp[e] = beta * gh;
-            }
-        }
-    });
-    return {gy, g};
-}
-"""
-
 
 @functools.cache
 def _ext():
     """Compile once (cached under ~/.cache/torch_extensions) or return None when no compiler works."""
     try:
-        from .._native_build import build_inline
+        from .._native_build import build_sources, csrc
 
-        return build_inline("evospikenet_fused_v3", _CPP, ["binary_csr", "gather_sum", "lif_fwd", "lif_bwd"])
+        return build_sources("evospikenet_fused", [csrc("fused.cpp")])
     except Exception:  # no compiler or headers: the torch fallback runs instead
         return None
 
@@ -180,21 +58,19 @@ def fused_available() -> bool:
 
 
 _RESETS = {"subtract": 0, "zero": 1, "none": 2}
-_TW = 16  # column tile width of the C++ gather kernel
 
 
-def _tiles(m: torch.Tensor) -> torch.Tensor:
-    """(S, C) -> tile-major (ceil(C / TW), S, TW), zero-padded: each column tile one contiguous block."""
-    S, C = m.shape
-    pad = (-C) % _TW
-    if pad:
-        m = torch.nn.functional.pad(m, (0, pad))
-    return m.view(S, -1, _TW).transpose(0, 1).contiguous()
+def _surrogate_code(sur) -> tuple[int, float] | None:
+    """The C++ backward's code and parameter for a built-in surrogate, None for any other."""
+    from .surrogate import ATan, FastSigmoid, Sigmoid, StraightThrough, Triangle
 
-
-def _gather(ext, crow: torch.Tensor, col: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    """``out[a] = sum_{e in row a} m[col[e]]`` (a binary-sparse times dense product) -> (len(crow) - 1, C)."""
-    return ext.gather_sum(crow, col, _tiles(m), m.shape[1])
+    codes = {FastSigmoid: ("slope", 0), Sigmoid: ("slope", 1), ATan: ("alpha", 2), Triangle: ("width", 3)}
+    if type(sur) in codes:
+        field, code = codes[type(sur)]
+        return code, float(getattr(sur, field))
+    if type(sur) is StraightThrough:
+        return 4, 0.0
+    return None
 
 
 class _SpikingLinearLIF(torch.autograd.Function):
@@ -208,45 +84,52 @@ class _SpikingLinearLIF(torch.autograd.Function):
         sparse = sparse_threshold > 0 and float(x2.mean()) <= sparse_threshold
         csr = ext.binary_csr(x2, float(sparse_threshold)) if sparse else []
         w = weight.detach().contiguous()
-        y = _gather(ext, csr[0], csr[1], w) if csr else torch.mm(x2, w)  # (T*B, N)
-        if bias is not None:
-            y.add_(bias.detach())
-        beta = p.beta
-        s, hs, v = ext.lif_fwd(
-            y.view(T, B * N), torch.empty(0), v0.detach().reshape(B * N).contiguous(), beta,
-            (1.0 - beta) * p.r,
-            p.v_th, p.v_reset, p.v_rest, _RESETS[p.reset],
+        b = bias.detach().contiguous() if bias is not None else w.new_empty(0)
+        if csr:
+            y = ext.gather_sum(csr[0], csr[1], w, b)  # (T*B, N), the bias added
+        else:
+            y = torch.mm(x2, w)
+            if bias is not None:
+                y.add_(b)
+        gain = (1.0 - p.beta) * p.r
+        s, v = ext.lif_fwd(
+            y.view(T, B * N), v0.detach().reshape(B * N).contiguous(), p.beta, gain, p.v_th, p.v_reset,
+            p.v_rest, _RESETS[p.reset],
         )  # fmt: skip
-        ctx.save_for_backward(x2, hs, s, *csr)
-        ctx.meta = (
-            p,
-            T,
-            B,
-            K,
-            N,
-            bias is not None,
-            weight.requires_grad or (bias is not None and bias.requires_grad),
-        )
-        ctx.x_grad = x.requires_grad
+        hs = y.view(T, B * N)  # now the pre-reset potentials H
+        need_w = weight.requires_grad or (bias is not None and bias.requires_grad)
+        saved_x = x2 if need_w and not csr else x2.new_empty(0)  # the dense dL/dW needs X
+        ctx.save_for_backward(saved_x, hs, s, w if x.requires_grad else w.new_empty(0), *csr)
+        ctx.meta = (p, T, B, K, N, bias is not None, need_w, x.requires_grad)
         return s.view(T, B, N), v.view(B, N)
 
     @staticmethod
     def backward(ctx, grad_s, grad_v):
         ext = _ext()
-        x2, hs, s, *csr = ctx.saved_tensors
-        p, T, B, K, N, has_bias, need_w = ctx.meta
-        beta = p.beta
-        sg = p.surrogate.grad(hs - p.v_th)  # (T, B*N)
-        gs = grad_s.reshape(T, B * N).contiguous() if grad_s is not None else torch.zeros_like(hs)
-        gv = grad_v.reshape(B * N).contiguous() if grad_v is not None else torch.zeros_like(hs[0])
-        gy, gv0 = ext.lif_bwd(gs, sg, s, gv, beta, (1.0 - beta) * p.r, _RESETS[p.reset])
+        x2, hs, s, w, *csr = ctx.saved_tensors
+        p, T, B, K, N, has_bias, need_w, x_grad = ctx.meta
+        if grad_s is None:
+            gs = hs.new_zeros(1)
+        elif all(st == 0 for st in grad_s.stride()):  # one value broadcast (the gradient of a sum)
+            gs = grad_s.as_strided((1,), (1,)).contiguous()
+        else:
+            gs = grad_s.reshape(T, B * N).contiguous()
+        gv = grad_v.reshape(B * N).contiguous() if grad_v is not None else hs.new_zeros(B * N)
+        sur = _surrogate_code(p.surrogate)
+        if sur is None:  # a user-defined surrogate: its derivative from torch, folded into dL/dS
+            gs = (gs.reshape(-1, 1) if gs.numel() == 1 else gs) * p.surrogate.grad(hs - p.v_th)
+            sur = (4, 0.0)
+        gy, gv0 = ext.lif_bwd(
+            gs, hs, s, gv, p.beta, (1.0 - p.beta) * p.r, p.v_th, _RESETS[p.reset], sur[0], sur[1]
+        )
         gy = gy.view(T * B, N)  # (T*B, N) = dL/dY
         gw = gb = gx = None
         if need_w:
-            gw = _gather(ext, csr[2], csr[3], gy) if csr else torch.mm(x2.t(), gy)  # (K, N)
+            # (K, N): the spike times of each input gather rows of dL/dY, or the dense product
+            gw = ext.gather_sum(csr[2], csr[3], gy, gy.new_empty(0)) if csr else torch.mm(x2.t(), gy)
             gb = gy.sum(0) if has_bias else None
-        if ctx.x_grad:
-            raise NotImplementedError("input gradients are not supported by the fused layer")
+        if x_grad:
+            gx = torch.mm(gy, w.t()).view(T, B, K)
         return gx, gw, gb, gv0.view(B, N), None, None
 
 
@@ -260,8 +143,8 @@ def spiking_linear_lif(
 ) -> tuple[torch.Tensor, LIFState]:
     """Input (T, B, K) through ``Y = X W + b`` (``weight`` (K, N)) and LIF -> spikes (T, B, N) and state.
 
-    The fused C++ path needs float32 CPU tensors, no refractory period and an input that does not require
-    grad; otherwise it runs dense ``torch`` ops with ``lif_multistep`` (same values, same gradients).
+    The fused C++ path needs float32 CPU tensors and no refractory period; otherwise it runs dense ``torch``
+    ops with ``lif_multistep`` (same values, same gradients).
     """
     check_tensor("x", x, ndim=3, last_dim=weight.shape[0])
     if state is None:
@@ -274,7 +157,6 @@ def spiking_linear_lif(
         and x.device.type == "cpu"
         and x.dtype == weight.dtype == torch.float32
         and params.refractory_steps == 0
-        and not x.requires_grad
     )
     if not fast:
         y = torch.matmul(x, weight)

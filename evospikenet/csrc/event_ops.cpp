@@ -1,9 +1,7 @@
-"""C++ source of the event-driven inference kernels (built by :mod:`evospikenet.functional.event_ops`, which
-documents what each computes)."""
-
-__all__ = ["CPP_SOURCE"]
-
-CPP_SOURCE = r"""
+// Event-driven inference kernels of evospikenet.functional.event_ops (its docstring says what each computes):
+// the spike-input linear layer, the multi-step LIF in one pass, and LayerNorm followed by LIF in one pass.
+// The float LIF step has one definition (lif_step1 / lif_step8, templated on the reset) used by both LIF
+// kernels, one neuron at a time or eight (AVX2) with the same operations in the same order.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <vector>
@@ -96,11 +94,15 @@ Tensor spike_linear(Tensor x, Tensor wt, double max_density) {
     auto out = torch::empty({N, M}, x.options());
     float* O = out.data_ptr<float>();
     at::parallel_for(0, N, 32, [&](int64_t b, int64_t e) {
+        // each panel wt[:, j0:j0+w] is first copied into a contiguous (K, w) buffer: rows of wt a power of
+        // two apart would otherwise fall into a few cache sets and evict each other
+        std::vector<float> panel(K * P);
         for (int64_t j0 = 0; j0 < M; j0 += P) {
             const int64_t w = std::min(P, M - j0);
+            for (int64_t k = 0; k < K; ++k) std::copy(W + k * M + j0, W + k * M + j0 + w, panel.data() + k * w);
             for (int64_t n = b; n < e; ++n)
-                accumulate_row(idx.data() + off[n], val.data() + off[n], off[n + 1] - off[n], bin[n], W + j0, M, w,
-                               O + n * M + j0);
+                accumulate_row(idx.data() + off[n], val.data() + off[n], off[n + 1] - off[n], bin[n], panel.data(),
+                               w, w, O + n * M + j0);
         }
     });
     return out;
@@ -260,4 +262,3 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("lif_forward", &lif_forward, py::call_guard<py::gil_scoped_release>());
     m.def("ln_lif_forward", &ln_lif_forward, py::call_guard<py::gil_scoped_release>());
 }
-"""
