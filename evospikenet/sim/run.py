@@ -148,8 +148,7 @@ def simulate(spec: NetworkSpec, cfg: RunConfig, comm: Comm, out: str | Path, res
         if exchange is None:
             engine.run(stop - step)
         else:
-            for s in range(step, stop):
-                exchange.step(engine, s)
+            exchange.run(engine, step, stop)
         if writer is not None:
             writer.append(*engine.drain())
         if step >= n_presim:

@@ -138,11 +138,13 @@ def test_float_mode_matches_exact_mode_statistically(popnet, small):
     assert abs(len(a[0]) - len(b[0])) < 0.05 * len(a[0])
 
 
-@pytest.mark.parametrize("exact", [False, True])
-def test_procedural_mode_gives_the_stored_mode_spikes(popnet, small, exact):
-    a = _single(small, 9, 2000, exact=exact)
-    b = _single(small, 9, 2000, exact=exact, procedural=True)
+def test_procedural_mode_gives_the_stored_mode_spikes(popnet, small):
+    """Exact mode: the same spikes (float mode adds in another order: statistically the same)."""
+    a = _single(small, 9, 7200, exact=True)
+    b = _single(small, 9, 7200, exact=True, procedural=True)
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    c = _single(small, 9, 7200, procedural=True)
+    assert abs(len(c[0]) - len(a[0])) < 0.05 * len(a[0])
     e = _engine(small, 9, procedural=True)
     assert e.info()["n_synapses_local"] == 0
 

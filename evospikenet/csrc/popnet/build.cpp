@@ -14,6 +14,11 @@
 
 namespace popnet {
 
+// Sort key of a packed synapse: delay, then target offset, then weight code.
+static inline uint64_t by_delay(uint32_t w) {
+    return (uint64_t)((w >> kOffsetBits) & kMaxDelay) << 32 | (uint64_t)(w & (kSegment - 1)) << 10 | (w >> 22);
+}
+
 int Net::src_group(int64_t gid) const {
     int b = n_src - 1;
     while (b > 0 && gid < src[b].first) --b;
@@ -139,6 +144,10 @@ void build_synapses(Net& net, int threads) {
                 dmax = std::max(dmax, (int)((w >> kOffsetBits) & kMaxDelay));
                 net.syn[fill[seg]++] = w;
             });
+            // Each row by delay (then target, weight code): delivery walks a step's rows one delay at a time.
+            for (int64_t seg = 0; seg < S; ++seg)
+                std::sort(net.syn.begin() + net.ptr[j * S + seg], net.syn.begin() + net.ptr[j * S + seg + 1],
+                          [](uint32_t x, uint32_t y) { return by_delay(x) < by_delay(y); });
         }
         if (longer) too_long = true;
         int seen = max_delay.load();

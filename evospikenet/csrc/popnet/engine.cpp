@@ -201,71 +201,105 @@ void Engine::update_into() {
     }
 }
 
-// Adds the synapses of source gid j (spiking in step s, `times` spikes at once) into the ring. Per segment the
-// target base, the weight decoding and the ring are hoisted; each synapse is then one random read-add-write,
-// the cost of the whole simulation, so the target of a synapse kPrefetch ahead is fetched early.
+// Procedural delivery of source gid j: its synapses regenerated from their streams, in draw order.
 template <bool kExact>
-void Engine::deliver_one(int64_t j, int times) {
-    constexpr int kPrefetch = 16;
-    using Acc = std::conditional_t<kExact, int64_t, float>;
+void Engine::deliver_procedural(int64_t j, int times) {
     const int b = net_.src_group(j);
     const size_t wb = (size_t)b * net_.n_pop;
     const int64_t mask = D_ - 1, n = net_.n_local, s = step_;
+    bool too_long = false;
+    for (int rep = 0; rep < times; ++rep)
+        for_each_target(net_, j, [&](int a, uint32_t k, const U4& x, int64_t seg, int64_t off) {
+            const uint32_t w = make_synapse(net_, a, b, j, k, x, off, &too_long);
+            const int64_t at = ((s + ((w >> kOffsetBits) & kMaxDelay)) & mask) * n + net_.seg_begin[seg] + off;
+            if constexpr (kExact) ring_i_[at] += wmu0_i_[wb + a] + wstep_i_[wb + a] * (int64_t)(w >> 22);
+            else ring_f_[at] += net_.wmu0[wb + a] + net_.wstep[wb + a] * (float)(w >> 22);
+            ++events_;
+        });
+    if (too_long) throw std::runtime_error("a synaptic delay exceeds 127 steps");
+}
+
+// Stored delivery of a batch of sources spiking in step s (`times` spikes each). Rows are sorted by delay,
+// so the batch is delivered one delay at a time: all writes of delay d go to ring slot s + d, one row of
+// n_local currents that stays in the L2 cache, instead of every synapse landing in a different slot of the
+// whole ring (random accesses into megabytes, several times slower).
+template <bool kExact>
+void Engine::deliver_batch(const int32_t* gids, const int32_t* times, int64_t count) {
+    using Acc = std::conditional_t<kExact, int64_t, float>;
+    cursors_.clear();
+    for (int64_t i = 0; i < count; ++i) {
+        const int64_t j = gids[i];
+        const size_t wb = (size_t)net_.src_group(j) * net_.n_pop;
+        const int64_t* ptr = net_.ptr.data() + j * net_.n_seg;
+        for (int64_t seg = 0; seg < net_.n_seg; ++seg) {
+            if (ptr[seg + 1] == ptr[seg]) continue;
+            const int a = net_.seg_pop[seg];
+            events_ += (ptr[seg + 1] - ptr[seg]) * (times ? times[i] : 1);
+            cursors_.push_back({net_.syn.data() + ptr[seg], net_.syn.data() + ptr[seg + 1], net_.seg_begin[seg],
+                                kExact ? (double)wmu0_i_[wb + a] : (double)net_.wmu0[wb + a],
+                                kExact ? (double)wstep_i_[wb + a] : (double)net_.wstep[wb + a], times ? times[i] : 1});
+        }
+    }
+    const int64_t mask = D_ - 1, n = net_.n_local;
     Acc* ring;
     if constexpr (kExact) ring = ring_i_.data();
     else ring = ring_f_.data();
-    for (int rep = 0; rep < times; ++rep) {
-        if (net_.procedural) {
-            bool too_long = false;
-            for_each_target(net_, j, [&](int a, uint32_t k, const U4& x, int64_t seg, int64_t off) {
-                const uint32_t w = make_synapse(net_, a, b, j, k, x, off, &too_long);
-                const int64_t at = ((s + ((w >> kOffsetBits) & kMaxDelay)) & mask) * n + net_.seg_begin[seg] + off;
-                if constexpr (kExact) ring[at] += wmu0_i_[wb + a] + wstep_i_[wb + a] * (int64_t)(w >> 22);
-                else ring[at] += net_.wmu0[wb + a] + net_.wstep[wb + a] * (float)(w >> 22);
-                ++events_;
-            });
-            if (too_long) throw std::runtime_error("a synaptic delay exceeds 127 steps");
-            continue;
-        }
-        const int64_t* ptr = net_.ptr.data() + j * net_.n_seg;
-        for (int64_t seg = 0; seg < net_.n_seg; ++seg) {
-            const uint32_t* __restrict__ p = net_.syn.data() + ptr[seg];
-            const int64_t len = ptr[seg + 1] - ptr[seg];
-            if (len == 0) continue;
-            events_ += len;
-            const int a = net_.seg_pop[seg];
-            Acc* __restrict__ base = ring + net_.seg_begin[seg];
-            Acc w0, ws;
-            if constexpr (kExact) w0 = wmu0_i_[wb + a], ws = wstep_i_[wb + a];
-            else w0 = net_.wmu0[wb + a], ws = net_.wstep[wb + a];
-            auto at = [&](uint32_t w) { return ((s + ((w >> kOffsetBits) & kMaxDelay)) & mask) * n + (w & (kSegment - 1)); };
-            for (int64_t e = 0; e < len; ++e) {
-                if (e + kPrefetch < len) __builtin_prefetch(base + at(p[e + kPrefetch]), 1, 1);
-                const uint32_t w = p[e];
-                base[at(w)] += w0 + ws * (Acc)(w >> 22);
+    size_t live = cursors_.size();
+    for (uint32_t d = 1; live && d <= (uint32_t)net_.max_delay; ++d) {
+        Acc* __restrict__ row = ring + ((step_ + d) & mask) * n;
+        for (size_t c = 0; c < live;) {
+            Cursor& k = cursors_[c];
+            Acc* __restrict__ base = row + k.base;
+            const Acc w0 = (Acc)k.w0, ws = (Acc)k.ws;
+            const uint32_t* p = k.p;
+            if (k.times == 1) {
+                for (; p < k.end && ((*p >> kOffsetBits) & kMaxDelay) == d; ++p)
+                    base[*p & (kSegment - 1)] += w0 + ws * (Acc)(*p >> 22);
+            } else {  // a generator source with several spikes in this step: one addition per spike
+                for (; p < k.end && ((*p >> kOffsetBits) & kMaxDelay) == d; ++p)
+                    for (int rep = 0; rep < k.times; ++rep) base[*p & (kSegment - 1)] += w0 + ws * (Acc)(*p >> 22);
             }
+            k.p = p;
+            if (p == k.end) cursors_[c] = cursors_[--live];  // done: drop it (order within a delay is free)
+            else ++c;
         }
     }
 }
 
 void Engine::deliver_list(const int32_t* gids, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) {
+    for (int64_t i = 0; i < n; ++i)
         if (gids[i] < 0 || gids[i] >= net_.n_sources)
             throw std::out_of_range("spike of unknown neuron " + std::to_string(gids[i]));
-        exact_ ? deliver_one<true>(gids[i], 1) : deliver_one<false>(gids[i], 1);
+    if (net_.procedural) {
+        for (int64_t i = 0; i < n; ++i) exact_ ? deliver_procedural<true>(gids[i], 1) : deliver_procedural<false>(gids[i], 1);
+        return;
     }
+    exact_ ? deliver_batch<true>(gids, nullptr, n) : deliver_batch<false>(gids, nullptr, n);
 }
 
 void Engine::deliver_generators() {
+    gen_gids_.clear();
+    gen_times_.clear();
     for (int b = net_.n_pop; b < net_.n_src; ++b) {
         const Pop& g = net_.src[b];
         if (step_ < g.on_begin || step_ >= g.on_end) continue;
         for (int64_t i = 0; i < g.size; ++i) {
             const U4 x = philox(net_.key, kGenerator, (uint32_t)(g.first + i), (uint32_t)step_, 0, 0);
             const int c = (int)poisson(g.lambda, g.exp_neg, open01(x.v[0]));
-            if (c) exact_ ? deliver_one<true>(g.first + i, c) : deliver_one<false>(g.first + i, c);
+            if (!c) continue;
+            gen_gids_.push_back((int32_t)(g.first + i));
+            gen_times_.push_back(c);
         }
     }
+    if (gen_gids_.empty()) return;
+    const int64_t n = (int64_t)gen_gids_.size();
+    if (net_.procedural) {
+        for (int64_t i = 0; i < n; ++i)
+            exact_ ? deliver_procedural<true>(gen_gids_[i], gen_times_[i]) : deliver_procedural<false>(gen_gids_[i], gen_times_[i]);
+        return;
+    }
+    exact_ ? deliver_batch<true>(gen_gids_.data(), gen_times_.data(), n)
+           : deliver_batch<false>(gen_gids_.data(), gen_times_.data(), n);
 }
 
 int64_t Engine::update_pack(int32_t* buf, int64_t cap) {

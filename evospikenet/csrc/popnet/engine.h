@@ -44,7 +44,9 @@ class Engine {
     void update_into();
     void refill_poisson(int64_t block);
     template <bool kExact>
-    void deliver_one(int64_t j, int times);
+    void deliver_procedural(int64_t j, int times);
+    template <bool kExact>
+    void deliver_batch(const int32_t* gids, const int32_t* times, int64_t count);
     void deliver_list(const int32_t* gids, int64_t n);
     void deliver_generators();
 
@@ -61,6 +63,15 @@ class Engine {
     std::vector<uint8_t> flags_;                   // spike flags of the current step
     std::vector<std::vector<double>> poisson_cdf_;  // per population: P(count <= k), k = 0, 1, ...
     std::vector<int64_t> counts_;
+    struct Cursor {  // a spiking source's row in one segment, consumed delay by delay
+        const uint32_t* p;
+        const uint32_t* end;
+        int64_t base;   // local index of the segment's first neuron
+        double w0, ws;  // weight decoding (float or fixed point)
+        int times;      // spikes of the source in this step
+    };
+    std::vector<Cursor> cursors_;
+    std::vector<int32_t> gen_gids_, gen_times_;
 };
 
 }  // namespace popnet

@@ -1,6 +1,8 @@
 // The Python binding of the population-network engine: tensors in and out, the GIL released while the engine
 // computes, state for checkpoints, and inspection for tests. The only file of the engine that includes torch.
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/extension.h>
+#include <torch/version.h>
 
 #include "engine.h"
 
@@ -71,6 +73,55 @@ struct EngineIO {
     static void run(Engine& e, int64_t n) {
         nogil g;
         e.run(n);
+    }
+
+    // n whole steps of a rank, exchanging spikes with the others over `pg` (torch.distributed's process
+    // group, gloo) without returning to Python: per step the dynamics, an asynchronous all-gather of the
+    // packed spikes ([count, ids...], `cap` ids per rank), this rank's own and the generators' deliveries
+    // while it runs, then the others'. A rank with more than `cap` spikes sends the rest in a second
+    // all-gather, and the capacity grows (alike on every rank: all see the same counts). Returns it.
+    static int64_t run_exchanged(Engine& e, c10::intrusive_ptr<c10d::ProcessGroup> pg, int64_t n, int64_t cap) {
+        const int64_t world = pg->getSize(), rank = pg->getRank();
+        nogil g;
+        auto alloc = [&](int64_t c) {
+            return std::make_pair(torch::zeros({c + 1}, torch::kInt32), torch::zeros({world * (c + 1)}, torch::kInt32));
+        };
+        auto gather = [&](Tensor& out, Tensor& in) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 13)
+            return pg->all_gather_single(out, in);
+#else
+            return pg->_allgather_base(out, in);
+#endif
+        };
+        auto wait = [&](const c10::intrusive_ptr<c10d::Work>& work) {
+            try {
+                work->wait();
+            } catch (const std::exception& err) {
+                throw std::runtime_error("rank " + std::to_string(rank) + ": the spike exchange of step " +
+                                         std::to_string(e.step_) + " failed (" + err.what() +
+                                         "). Another rank has probably died or hung; the run stops.");
+            }
+        };
+        auto [buf, out] = alloc(cap);
+        for (int64_t t = 0; t < n; ++t) {
+            e.update_pack(buf.data_ptr<int32_t>(), cap);
+            auto work = gather(out, buf);
+            e.deliver_local();
+            wait(work);
+            const int64_t most = e.deliver_gathered(out.data_ptr<int32_t>(), cap + 1, world, rank);
+            if (most > cap) {
+                auto [b2, o2] = alloc(most - cap);
+                const int64_t mine = std::max<int64_t>(0, (int64_t)e.spikes_.size() - cap);
+                b2.data_ptr<int32_t>()[0] = (int32_t)mine;
+                std::copy(e.spikes_.begin() + cap, e.spikes_.begin() + cap + mine, b2.data_ptr<int32_t>() + 1);
+                wait(gather(o2, b2));
+                e.deliver_gathered(o2.data_ptr<int32_t>(), most - cap + 1, world, rank);
+                while (cap < most) cap *= 2;
+                std::tie(buf, out) = alloc(cap);
+            }
+            e.end_step();
+        }
+        return cap;
     }
 
     static std::map<std::string, Tensor> state(const Engine& e) {
@@ -230,6 +281,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         .def("deliver_gids", &IO::deliver_gids)
         .def("end_step", &Engine::end_step)
         .def("run", &IO::run)
+        .def("run_exchanged", &IO::run_exchanged)
         .def("set_recording", &Engine::set_recording)
         .def("state", &IO::state)
         .def("set_state", &IO::set_state)
