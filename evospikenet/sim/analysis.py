@@ -131,7 +131,7 @@ def spike_statistics(
         raise ValueError(f"--bin-ms {bin_ms} is shorter than the time step {dt} ms")
     if warm >= n_steps:
         raise ValueError(f"the warm-up ({warmup_ms} ms) covers the whole run ({n_steps * dt:g} ms)")
-    n_gid = first[-1] + sizes[-1]
+    n_gid = max(f + n for f, n in zip(first, sizes))
     n_bins = (n_steps - warm) // bin_steps  # whole bins only
     raster_from = max(warm, n_steps - int(round(raster_ms / dt)))
 
@@ -158,7 +158,7 @@ def spike_statistics(
         s, g = steps[keep].astype(np.int64), gids[keep].astype(np.int64)
         if len(s) == 0:
             continue
-        np.add.at(count, g, 1)
+        count += np.bincount(g, minlength=n_gid)
         # ISIs: group by neuron (stable, so each neuron's spikes stay in file order, ascending step)
         order = np.argsort(g, kind="stable")
         gs, ss = g[order], s[order]
@@ -169,16 +169,16 @@ def spike_statistics(
         gi = gs[prev >= 0]
         if len(isi) and isi.min() <= 0:
             raise ValueError(f"{run_dir}: a neuron's spikes are not in ascending step order within its file")
-        np.add.at(n_isi, gi, 1)
-        np.add.at(s_isi, gi, isi)
-        np.add.at(s2_isi, gi, isi.astype(np.float64) ** 2)
+        n_isi += np.bincount(gi, minlength=n_gid)
+        s_isi += np.bincount(gi, weights=isi.astype(np.float64), minlength=n_gid)
+        s2_isi += np.bincount(gi, weights=isi.astype(np.float64) ** 2, minlength=n_gid)
         ends = np.r_[np.flatnonzero(new[1:]), len(gs) - 1]  # last spike of each neuron in this chunk
         last[gs[ends]] = ss[ends]
         # correlation subsample
         r = row_of[g]
         b = (s - warm) // bin_steps
         m = (r >= 0) & (b < n_bins)
-        np.add.at(binned, (r[m], b[m]), 1)
+        np.add.at(binned, (r[m], b[m]), 1)  # the subsample's spikes only (a few % of all)
         w = s >= raster_from
         raster_s.append(s[w])
         raster_g.append(g[w])

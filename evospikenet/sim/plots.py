@@ -28,7 +28,7 @@ def plot_raster(st: RunStats, path: str | Path) -> Path:
     the first population is drawn at the top, as in the usual PD14 figures."""
     plt = _pyplot()
     steps, gids = st.raster
-    n_gid = st.first_ids[-1] + st.sizes[-1] if st.first_ids else 1
+    n_gid = max((f + n for f, n in zip(st.first_ids, st.sizes)), default=1)
     fig, ax = plt.subplots(figsize=(8, 6))
     colors = plt.get_cmap("tab10")
     for i, (p, f, n) in enumerate(zip(st.populations, st.first_ids, st.sizes)):
