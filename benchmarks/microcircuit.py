@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         "drive": a.drive,
         "t_model_s": a.t_sim / 1000.0,
         "t_presim_s": a.t_presim / 1000.0,
-        "nest": figures(nest_t, "threads", "nest_version"),
+        "nest": figures(nest_t, "threads", "nest_version", "build_cpu_s", "sim_cpu_s"),
         "evospikenet": figures(evo_t, "ranks"),
         "evospikenet_2ranks": figures(evo2_t, "ranks"),
         "ks_rate": ks.get("ks_rate"),
