@@ -13,6 +13,10 @@ Every simulation is a subprocess on the same machine, one after the other, built
 * rank identity: ``--deterministic`` recorded runs of EvoSpikeNet on 1 and 2 ranks (``--ident-scale``,
   ``--ident-t-sim``); ``ranks_identical`` is true when their sorted spike lists are byte-identical.
 
+NEST synchronises its threads every minimum delay (one 0.1 ms step here); with more threads than free cores
+(4 on 2 at full scale, or any load beside it) OpenMP's spinning waits at those barriers cost NEST up to 8x
+(measured at scale 0.1 on 2 threads under load), so its threads wait passively (``--nest-wait``).
+
 ``--quick``: scale 0.1, 2 s of model time after a 500 ms warm-up, Poisson drive (down-scaled under DC drive,
 PD14 stays silent: the scaling compensation puts every population but L6I below its rheobase and nothing
 kicks it out of rest). Default: full scale, 10 s, DC drive (the community's performance recipe).
@@ -61,6 +65,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--t-presim", type=float, default=500.0, help="presimulation / warm-up (ms)")
     p.add_argument("--drive", choices=("dc", "poisson"), help="background drive; dc, poisson with --quick")
     p.add_argument("--nest-threads", type=int, help="NEST threads; default 4 at full scale, else 2")
+    p.add_argument("--nest-wait", choices=("passive", "active", "default"), default="passive",
+                   help="NEST's OpenMP wait policy (OMP_WAIT_POLICY); passive: threads sleep at barriers")  # fmt: skip
     p.add_argument("--ks-t-sim", type=float, help="model time of the recorded accuracy runs (ms)")
     p.add_argument("--ident-scale", type=float, default=0.1, help="scale of the rank-identity runs")
     p.add_argument("--ident-t-sim", type=float, default=500.0, help="model time of the rank-identity runs")
@@ -99,7 +105,8 @@ def run_json(cmd: list[str], timeout: float, env: dict | None = None) -> dict:
 def nest_run(a, spec_path: Path, seed: int, out: Path, t_sim: float, record: bool) -> dict:
     cmd = [str(NEST_PY), str(NEST_SCRIPT), "--spec", str(spec_path), "--t-presim", str(a.t_presim),
            "--t-sim", str(t_sim), "--seed", str(seed), "--threads", str(a.nest_threads), "--out", str(out)]  # fmt: skip
-    return run_json(cmd + (["--record"] if record else []), a.timeout)
+    env = {} if a.nest_wait == "default" else {"OMP_WAIT_POLICY": a.nest_wait.upper()}
+    return run_json(cmd + (["--record"] if record else []), a.timeout, env)
 
 
 def evo_available() -> str | None:
@@ -266,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "runs": {
             "nest, evospikenet, evospikenet_2ranks": f"recording off, {a.t_sim:g} ms after {a.t_presim:g} ms "
-            f"presimulation, seed {s1}; NEST {a.nest_threads} threads, EvoSpikeNet 1 thread per rank",
+            f"presimulation, seed {s1}; NEST {a.nest_threads} threads (OpenMP wait policy {a.nest_wait}), "
+            "EvoSpikeNet 1 thread per rank",
             "ks_*": f"recorded runs of {a.ks_t_sim:g} ms (same scale and drive), first {a.t_presim:g} ms "
             f"discarded; ours seed {s1} vs NEST seed {s1}; *_nest_nest: NEST seed {s1} vs seed {s2}",
             "ranks_identical": f"--deterministic --record, scale {a.ident_scale}, {a.ident_t_sim:g} ms, "
