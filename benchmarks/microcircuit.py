@@ -65,7 +65,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--t-presim", type=float, default=500.0, help="presimulation / warm-up (ms)")
     p.add_argument("--drive", choices=("dc", "poisson"), help="background drive; dc, poisson with --quick")
     p.add_argument("--nest-threads", type=int, help="NEST threads; default 4 at full scale, else 2")
-    p.add_argument("--nest-wait", choices=("passive", "active", "default"), default="passive",
+    p.add_argument("--nest-wait", choices=("passive", "active"), default="passive",
                    help="NEST's OpenMP wait policy (OMP_WAIT_POLICY); passive: threads sleep at barriers")  # fmt: skip
     p.add_argument("--ks-t-sim", type=float, help="model time of the recorded accuracy runs (ms)")
     p.add_argument("--ident-scale", type=float, default=0.1, help="scale of the rank-identity runs")
@@ -105,7 +105,7 @@ def run_json(cmd: list[str], timeout: float, env: dict | None = None) -> dict:
 def nest_run(a, spec_path: Path, seed: int, out: Path, t_sim: float, record: bool) -> dict:
     cmd = [str(NEST_PY), str(NEST_SCRIPT), "--spec", str(spec_path), "--t-presim", str(a.t_presim),
            "--t-sim", str(t_sim), "--seed", str(seed), "--threads", str(a.nest_threads), "--out", str(out)]  # fmt: skip
-    env = {} if a.nest_wait == "default" else {"OMP_WAIT_POLICY": a.nest_wait.upper()}
+    env = {"OMP_WAIT_POLICY": a.nest_wait.upper()}
     return run_json(cmd + (["--record"] if record else []), a.timeout, env)
 
 
@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         "drive": a.drive,
         "t_model_s": a.t_sim / 1000.0,
         "t_presim_s": a.t_presim / 1000.0,
-        "nest": figures(nest_t, "threads", "nest_version", "build_cpu_s", "sim_cpu_s"),
+        "nest": figures(nest_t, "threads", "omp_wait_policy", "nest_version", "build_cpu_s", "sim_cpu_s"),
         "evospikenet": figures(evo_t, "ranks"),
         "evospikenet_2ranks": figures(evo2_t, "ranks"),
         "ks_rate": ks.get("ks_rate"),

@@ -38,6 +38,7 @@ import argparse
 import importlib.util
 import json
 import math
+import os
 import resource
 import sys
 import time
@@ -160,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
 
+    # NEST synchronises its threads every minimum delay (one step here): spinning OpenMP waits cost it up to
+    # 8x when the threads outnumber the free cores, so they sleep at barriers unless the caller says otherwise
+    # (the variable is read when NEST's OpenMP runtime loads, on the import below).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import nest  # after the argument checks: importing NEST prints a banner and takes a second
 
     nest.verbosity = nest.VerbosityLevel.ERROR
@@ -238,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         "scale": spec.meta.get("scale"),
         "drive": spec.meta.get("drive"),
         "threads": args.threads,
+        "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
         "seed": args.seed,
         "n_neurons": spec.n_neurons,
         "n_synapses": net["n_synapses"],
