@@ -62,7 +62,7 @@ def test_nest_builds_the_spec_and_writes_a_run(tiny_spec, tmp_path):
     run = read_run(out)
     assert run["dt_ms"] == spec.dt and run["n_steps"] == 3000
     assert [p["first_id"] for p in run["populations"]] == spec.first_ids()[: len(spec.populations)]
-    for steps, gids in iter_spikes(out):  # each file in ascending step order, as the format says
+    for steps, _ in iter_spikes(out):  # each file in ascending step order, as the format says
         assert np.all(np.diff(steps) >= 0)
     steps, gids = load_spikes(out)
     assert len(steps) > 100
