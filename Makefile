@@ -7,7 +7,7 @@
 #   make test-fast   everything but the `slow` marker
 #   make test-slow   only the longer checks (marker `slow`)
 #   make serve       the Ray Serve application and Insight UI on 127.0.0.1 until interrupted
-#   make bench       peer benchmarks (installs the benchmark peers first)
+#   make bench       peer benchmarks (installs the benchmark peers first, NEST among them)
 #   make browser-deps  Debian's Chromium for the browser tests (root; apt)
 #   make lint        ruff check + format check
 
@@ -22,7 +22,7 @@ PYTEST_ARGS ?=
 HF_ORG ?=
 PYTHON310 ?= $(shell ls -d $$(pyenv root 2>/dev/null || echo $$HOME/.pyenv)/versions/3.10.*/bin/python 2>/dev/null | sort -V | tail -n 1)
 
-.PHONY: release lava-venv olah-venv ecg sst2 sst2-twin multimodal bench-setup bench-full test-fast install demo demo-core demo-train demo-serve serve test test-slow bench browser-deps lint format clean
+.PHONY: release lava-venv nest-venv olah-venv ecg sst2 sst2-twin multimodal bench-setup bench-full test-fast install demo demo-core demo-train demo-serve serve test test-slow bench browser-deps lint format clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "EvoSpikeNet needs Python >= 3.10 (set PYTHON=...)"'
@@ -55,6 +55,11 @@ release: install
 lava-venv: .venv-lava/.installed
 .venv-lava/.installed: scripts/setup_lava.sh
 	PYTHON310=$(PYTHON310) bash scripts/setup_lava.sh
+
+# NEST 3.10 (PyPI wheel) in its own venv: the PD14 reference simulator (scripts/pd14_nest.py) by subprocess.
+nest-venv: .venv-nest/.installed
+.venv-nest/.installed: scripts/setup_nest.sh
+	bash scripts/setup_nest.sh
 
 # olah, a Hub mirror, in its own venv: the download tests pull through it over 127.0.0.1.
 olah-venv:
@@ -89,7 +94,7 @@ test-fast: install
 test-slow: install
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
-bench-setup: install
+bench-setup: install nest-venv
 	bash scripts/setup_bench.sh
 
 bench: bench-setup
