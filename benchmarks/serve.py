@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
 
     chosen = None
     if args.sentiment == "debug":
-        from serving.engine import make_debug_models
+        from serving.debug_models import make_debug_models
 
         chosen = make_debug_models(tempfile.mkdtemp(prefix="evospikenet-debug-models-"))["sentiment"]
     elif args.sentiment != "auto":

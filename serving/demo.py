@@ -8,8 +8,8 @@ import sys
 
 import httpx
 
+from .examples import example_beat
 from .local import ModelPaths
-from .ui import example_beat
 
 __all__ = ["run_platform_demo", "main"]
 

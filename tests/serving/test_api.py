@@ -139,22 +139,30 @@ def test_api_key_and_bind_rules(services, monkeypatch):
     monkeypatch.delenv("EVOSPIKENET_API_KEY", raising=False)
     from fastapi.testclient import TestClient
 
-    from serving.api import check_bind, create_api
+    from serving.api import create_api
     from serving.cli import main
     from serving.local import LocalBackend
+    from serving.security import check_bind
 
+    key = "k" * 32
     check_bind("127.0.0.1", None)
     with pytest.raises(ValueError, match="EVOSPIKENET_API_KEY"):
         check_bind("0.0.0.0", None)
-    check_bind("0.0.0.0", "secret")
-    with TestClient(create_api(LocalBackend(services), api_key="secret")) as c:
+    check_bind("0.0.0.0", key)
+    with pytest.raises(ValueError, match="at least 32"):  # a short key is refused everywhere
+        check_bind("0.0.0.0", "secret")
+    with pytest.raises(ValueError, match="at least 32"):
+        create_api(LocalBackend(services), api_key="k" * 31)
+    with TestClient(create_api(LocalBackend(services), api_key=key), base_url="http://127.0.0.1") as c:
         assert c.get("/healthz").status_code == 200
         assert c.post("/v1/sentiment", json={"text": "hi"}).status_code == 401
         bad = {"Authorization": "Bearer nope"}
         assert c.post("/v1/sentiment", json={"text": "hi"}, headers=bad).status_code == 401
-        ok = {"Authorization": "Bearer secret"}
+        ok = {"Authorization": f"Bearer {key}"}
         assert c.post("/v1/sentiment", json={"text": "hi"}, headers=ok).status_code == 200
     assert main(["--host", "0.0.0.0"]) == 2  # refuses before starting anything
+    monkeypatch.setenv("EVOSPIKENET_API_KEY", "short")
+    assert main([]) == 2  # a short key is refused on loopback too
 
 
 def test_openapi_lists_every_endpoint(local_client):
