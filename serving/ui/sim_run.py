@@ -57,7 +57,9 @@ def sim_run_tab(run_dir: str | None) -> None:
         text = "No run given: start with `--sim-run DIR` (or set `EVOSPIKENET_SIM_RUN`) to show `DIR/analysis/*.png`."
     gr.Markdown(text, elem_id="run-info")
     button = gr.Button("Show plots", variant="primary", elem_id="run-button")
-    gallery = gr.Gallery(label="Plots of the run", columns=2, height="auto", elem_id="run-gallery")
+    gallery = gr.Gallery(
+        label="Plots of the run", columns=2, height="auto", object_fit="contain", elem_id="run-gallery"
+    )
 
     def show():
         plots = load_plots(run_dir)

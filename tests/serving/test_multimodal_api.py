@@ -13,8 +13,8 @@ ARTIFACT = os.path.join("artifacts", "multimodal", "model")
 
 @pytest.fixture(scope="module")
 def mm_services(tmp_path_factory):
-    from serving.local import ModelPaths, Services
     from serving.debug_models import make_debug_multimodal
+    from serving.local import ModelPaths, Services
 
     path = make_debug_multimodal(tmp_path_factory.mktemp("evospikenet-debug-models-mm") / "multimodal")
     return Services(ModelPaths(multimodal=path), kinds=("multimodal",))
