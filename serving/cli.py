@@ -17,6 +17,7 @@ import sys
 import time
 
 from .local import ModelPaths
+from .raynet import ray_on_loopback
 from .security import DEFAULT_QUEUE, ServerSettings, check_bind, generate_key, is_loopback
 
 __all__ = [
@@ -27,7 +28,6 @@ __all__ = [
     "parse_args",
     "worker_env",
     "direct_ingress_env",
-    "ray_on_loopback",
     "settings_from_args",
     "SERVE_TIMEOUTS",
     "SERVE_LOOPS",
@@ -153,19 +153,6 @@ def worker_env(direct_port: int | None = None) -> dict:
     return {"PYTHONPATH": path, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), **env}
 
 
-def ray_on_loopback(on: bool = True) -> None:
-    """Make a Ray started from this process listen on 127.0.0.1 only (``on``) or on the machine's address.
-
-    Ray takes its node address from ``get_node_ip_address``, which answers 127.0.0.1 when
-    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` is 0 (Ray's switch for single-machine use); every Ray server then
-    binds that address: GCS, raylet, object manager, the workers' gRPC servers, the agents. The variable is
-    set for the processes Ray starts and the constant for this one (Ray reads it when imported)."""
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0" if on else "1"
-    from ray._private import ray_constants
-
-    ray_constants.ENABLE_RAY_CLUSTER = not on
-
-
 def start(
     paths: ModelPaths,
     host: str = "127.0.0.1",
@@ -178,9 +165,9 @@ def start(
 ) -> str:
     """Start Ray and the application; returns the base URL of the API. Pair with :func:`stop`.
 
-    Ray started here listens on 127.0.0.1 only (:func:`ray_on_loopback`) unless ``expose_ray``, which needs
-    ``EVOSPIKENET_API_KEY``. ``kw`` goes to :func:`serving.deployments.build_app` (``settings``,
-    ``sim_run``, ``batched``, ...).
+    Ray started here listens on 127.0.0.1 only (:mod:`serving.raynet`) unless ``expose_ray``, which needs
+    ``EVOSPIKENET_API_KEY``. ``kw`` goes to :func:`serving.deployments.build_app` (``settings``, ``sim_run``,
+    ``batched``, ...).
 
     ``direct_ingress`` (taken when this call starts Ray): the ingress replica serves HTTP itself on
     ``port`` (Serve's direct ingress) and Serve's proxy listens on ``port + 1``. That is one process hop

@@ -25,6 +25,7 @@ from evospikenet.runtime import freeze_heap, load_kernels, retain_freed_memory
 
 from .errors import Overloaded, ServingError, Unavailable, error_answer, raise_error
 from .local import ModelPaths, Services, describe, resolve_paths, run_simulation, step_dict
+from .raynet import replica_servers_on_node_address
 from .security import ServerSettings, check_exposure
 
 __all__ = ["build_app", "app_builder", "RayBackend", "DEFAULT_PORT"]
@@ -35,9 +36,11 @@ _QUEUE = 64  # calls a deployment queues per caller beyond its max_ongoing_reque
 
 
 def _threads() -> None:
-    """Replica set-up: its torch threads, freed tensors kept for reuse (``retain_freed_memory``), and the C++
-    kernels loaded while the replica starts rather than in its first request (``load_kernels``). Each
-    ``__init__`` ends with :func:`_started`."""
+    """Replica set-up: its gRPC server on Ray's node address (loopback unless Ray was exposed,
+    :mod:`serving.raynet`), its torch threads, freed tensors kept for reuse (``retain_freed_memory``), and
+    the C++ kernels loaded while the replica starts rather than in its first request (``load_kernels``).
+    Each ``__init__`` ends with :func:`_started`."""
+    replica_servers_on_node_address()
     torch.set_num_threads(int(os.environ.get("EVOSPIKENET_TORCH_THREADS", "1")))
     retain_freed_memory()
     load_kernels()
@@ -221,6 +224,7 @@ class Ingress:
     "sim_run"}``. The API key comes from ``EVOSPIKENET_API_KEY`` in the replica's environment."""
 
     def __init__(self, handles: dict, info: dict, ui: dict, settings: dict | None = None) -> None:
+        replica_servers_on_node_address()
         self.backend = RayBackend(handles, info)
         self.ui = ui
         self.settings = ServerSettings.from_dict(settings)

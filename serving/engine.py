@@ -238,7 +238,9 @@ def generate_steps(
                 hooks.remove()
         logits = out.logits[0, -1].float().cpu()  # (V,)
         if temperature > 0:
-            logits = logits / temperature
+            # In float64 (a float32 temperature of 1e-170 is 0) and shifted so the largest logit is 0: a tiny
+            # temperature sends the others to -inf, never the largest to inf (softmax of inf is NaN).
+            logits = (logits.double() - logits.max()) / temperature
             if top_k > 0:
                 kth = torch.topk(logits, min(top_k, logits.numel())).values[-1]
                 logits = logits.masked_fill(logits < kth, float("-inf"))

@@ -59,7 +59,8 @@ def simulate(
     snaps, snap_steps = [], []
     ee = net.projections["ee"]
     w0 = ee.values.float()
-    lo, hi = float(w0.min()) - 8.0, float(w0.max()) + 24.0  # room for STDP to move the weights
+    # Room for STDP to move the weights; a network too small for any ee synapse gets a nominal range.
+    lo, hi = (float(w0.min()) - 8.0, float(w0.max()) + 24.0) if w0.numel() else (0.0, 32.0)
     for t in range(steps):
         if t % DEADLINE_EVERY == 0:
             check_deadline(deadline, "steps")
