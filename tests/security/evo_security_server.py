@@ -144,11 +144,14 @@ class ServeProcess:
             self.lines.append(line)
 
     def __exit__(self, *exc) -> None:
+        """Ctrl-C; the console script must stop Ray and exit 0 (an ``AssertionError`` otherwise)."""
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.send_signal(signal.SIGINT)
         try:
-            self.proc.wait(120)
+            code = self.proc.wait(120)
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(30)
+            raise AssertionError("evospikenet-serve did not stop within 120 s of Ctrl-C") from None
+        assert code == 0, f"evospikenet-serve exited {code} after Ctrl-C:\n" + "".join(self.lines[-40:])
