@@ -291,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--rates", default="50,100,200", help="open-loop arrival rates, requests/s (default 50,100,200)"
     )
+    ap.add_argument("--max-queued", type=int, default=None, metavar="N",
+                    help="requests each endpoint may hold at once (default: serving.security.DEFAULT_QUEUE)")  # fmt: skip
     ap.add_argument("--port", type=int, default=8123)
     ap.add_argument("--sentiment", default="auto",
                     help="classifier to serve: auto (artifacts/sst2 when present, else the debug model), debug, or "
@@ -306,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     from serving.cli import start, stop
     from serving.deployments import build_app
     from serving.local import ModelPaths, model_name, resolve_paths
+    from serving.security import DEFAULT_QUEUE, ServerSettings
 
     api_cost = _api_cost()
     print(f"API cost per request in process: {api_cost}", file=sys.stderr)
@@ -321,9 +324,11 @@ def main(argv: list[str] | None = None) -> int:
     replicas = 2
     rates = [float(r) for r in args.rates.split(",") if r]
     order = _order(args.rounds or (2 if args.quick else 3))
+    queue = DEFAULT_QUEUE if args.max_queued is None else dict.fromkeys(DEFAULT_QUEUE, args.max_queued)
+    settings = ServerSettings(queue=queue)
     t0 = time.perf_counter()
     url = start(paths, "127.0.0.1", args.port, direct_ingress=not args.via_proxy, sentiment_replicas=replicas,
-                ui=False, batched=order[0])  # fmt: skip
+                ui=False, batched=order[0], settings=settings)  # fmt: skip
     print(f"started in {time.perf_counter() - t0:.1f} s at {url}", file=sys.stderr)
     # This process is the load generator, and it has imported Ray, torch and transformers: a full garbage
     # collection here (0.28 s) would delay reading every answer in flight and count as server latency.
@@ -342,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
                     not args.via_proxy
                 ):  # the ingress replica owns the port: stop it before its successor starts
                     serve.delete("evospikenet")
-                app = build_app(paths, port=args.port, batched=batched, sentiment_replicas=replicas, ui=False)
+                app = build_app(paths, port=args.port, batched=batched, sentiment_replicas=replicas, ui=False,
+                                settings=settings)  # fmt: skip
                 _retry(lambda app=app: serve.run(app, name="evospikenet", route_prefix="/"))
                 deployed = batched
             r = _round(url, args.quick, rates)
@@ -354,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         stop()
     batched, unbatched = _median_round(results[True]), _median_round(results[False])
     ingress = "proxy" if args.via_proxy else "direct"
-    print(json.dumps({"model": model, "ingress": ingress, "replicas": replicas,
+    print(json.dumps({"model": model, "ingress": ingress, "replicas": replicas, "queue": queue["sentiment"],
                       "order": ["batched" if b else "unbatched" for b in order],
                       "batched": batched["closed"], "unbatched": unbatched["closed"],
                       "open_loop": {"batched": batched["open"], "unbatched": unbatched["open"]},

@@ -185,11 +185,14 @@ class RayBackend:
 
     async def generate(self, req, deadline: float | None = None):
         gen = self.h["generate"].options(stream=True).stream.remote(req.model_dump(), deadline)
-        while True:
-            step = await self._call(anext(gen, None))
-            if step is None:
-                return
-            yield step
+        try:
+            while True:
+                step = await self._call(anext(gen, None))
+                if step is None:
+                    return
+                yield step
+        finally:  # a client gone or a deadline passed: the replica stops generating too
+            gen.cancel()
 
     async def insight(self, req, deadline: float | None = None) -> dict:
         return await self._call(self.h["insight"].run.remote(req.model_dump(), deadline))
@@ -290,13 +293,19 @@ def build_app(
     return ingress.bind(handles, describe(p), ui_config, s)
 
 
-def _serve_exposure() -> tuple[str, str]:
-    """(the host Serve's HTTP proxy binds, the address Ray's own servers listen on) of the running Serve."""
+def _serve_exposure() -> tuple[str | None, str | None]:
+    """(the host Serve's HTTP proxy binds, the address Ray's own servers listen on), each None where it is
+    not known yet: no Serve controller running (the builder called before ``serve.start``), no Ray."""
     import ray
-    from ray.serve.context import _get_global_client
 
-    host = _get_global_client().http_config.host
-    return host, ray.util.get_node_ip_address()
+    node_ip = ray.util.get_node_ip_address() if ray.is_initialized() else None
+    try:
+        from ray.serve.context import _get_global_client
+
+        client = _get_global_client(raise_if_no_controller_running=False)
+    except Exception:  # Serve's client API is private; an unknown host is checked where it is known
+        client = None
+    return (client.http_config.host if client is not None else None), node_ip
 
 
 def app_builder(args: dict):

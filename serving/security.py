@@ -27,12 +27,15 @@ __all__ = [
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 MIN_KEY_CHARS = 32  # 32 URL-safe characters: about 190 bits from secrets.token_urlsafe
 
-# Requests one endpoint may hold at once (running plus waiting); one more gets 503 with Retry-After.
+# Requests one endpoint may hold at once (running plus waiting); one more gets 503 with Retry-After. Short
+# queues keep an overloaded endpoint near its capacity: under open-loop overload (benchmarks/serve.py) the
+# unbatched sentiment endpoint answered 61 requests/s with 32 places, 56-63 with 64, 40 with 128 and 23 with
+# 512 (its p99 2 s, 2 s, 6 s and 27 s): a longer queue is not only slower to drain, it serves less.
 DEFAULT_QUEUE = {
     "generate": 32,
     "insight": 16,
-    "sentiment": 512,
-    "ecg": 256,
+    "sentiment": 64,
+    "ecg": 128,
     "multimodal": 16,
     "simulate": 8,
 }
@@ -93,11 +96,11 @@ def check_bind(host: str, api_key: str | None) -> None:
         )
 
 
-def check_exposure(http_host: str, ray_node_ip: str | None, api_key: str | None) -> None:
+def check_exposure(http_host: str | None, ray_node_ip: str | None, api_key: str | None) -> None:
     """:func:`check_bind` for the HTTP host and for the address Ray's own servers listen on: Ray on a
     non-loopback address (its GCS, raylet, object manager and worker ports reachable from the network)
-    needs the key too."""
-    check_bind(http_host, api_key)
+    needs the key too. None: not known (not checked); the key's length is checked always."""
+    check_bind(http_host or "127.0.0.1", api_key)
     if ray_node_ip is not None and not is_loopback(ray_node_ip) and not api_key:
         raise ValueError(
             f"Ray listens on {ray_node_ip}, not on loopback; start Ray with "

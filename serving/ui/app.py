@@ -56,6 +56,6 @@ def main(argv: list[str] | None = None) -> int:
                     help="a saved simulation run whose DIR/analysis/*.png the Simulation run tab shows")  # fmt: skip
     args = ap.parse_args(argv)
     build_ui(args.url, os.environ.get("EVOSPIKENET_API_KEY"), args.sim_run).launch(
-        server_name="127.0.0.1", server_port=args.port, share=False
+        server_name="127.0.0.1", server_port=args.port, share=False, max_file_size=1 << 20
     )
     return 0

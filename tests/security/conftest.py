@@ -7,21 +7,13 @@ from evo_security_server import KEY, LocalServer, ServeProcess
 
 
 @pytest.fixture(scope="session")
-def debug_paths(tmp_path_factory):
+def services(tmp_path_factory):
+    """Every endpoint's tiny debug model, loaded in this process."""
     from serving.debug_models import make_debug_models
-    from serving.local import ModelPaths
+    from serving.local import ModelPaths, Services
 
     made = make_debug_models(tmp_path_factory.mktemp("evospikenet-debug-models-security"))
-    return ModelPaths(
-        lm=made["lm"], sentiment=made["sentiment"], ecg=made["ecg"], multimodal=made["multimodal"]
-    )
-
-
-@pytest.fixture(scope="session")
-def services(debug_paths):
-    from serving.local import Services
-
-    return Services(debug_paths)
+    return Services(ModelPaths(**{k: made[k] for k in ("lm", "sentiment", "ecg", "multimodal")}))
 
 
 @pytest.fixture

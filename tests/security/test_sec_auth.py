@@ -107,6 +107,8 @@ def test_ui_client_does_not_use_proxy_settings(serve_api, monkeypatch):
     ("127.0.0.1", "10.1.2.3", None, False),  # Ray reachable from the network without a key
     ("0.0.0.0", "10.1.2.3", KEY, True),
     ("0.0.0.0", "127.0.0.1", "short-key", False),
+    (None, None, None, True),  # builder called before Serve and Ray run (`serve build`): checked at deploy
+    (None, None, "short-key", False),  # a short key is refused whatever is known
 ])  # fmt: skip
 def test_serve_run_builder_applies_the_cli_checks(monkeypatch, tmp_path, http_host, ray_ip, key, ok):
     """``serving.deployments.app_builder`` (what ``serve run serving/config.yaml`` calls) refuses what the
@@ -124,5 +126,5 @@ def test_serve_run_builder_applies_the_cli_checks(monkeypatch, tmp_path, http_ho
         app, settings = deployments.app_builder({"max_body_bytes": 2048})
         assert app == "app" and settings.max_body_bytes == 2048
     else:
-        with pytest.raises(ValueError, match="EVOSPIKENET_API_KEY"):
+        with pytest.raises(ValueError, match="EVOSPIKENET_API_KEY|at least 32"):
             deployments.app_builder({})
