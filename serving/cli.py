@@ -16,7 +16,7 @@ import os
 import sys
 import time
 
-from .local import ModelPaths
+from .paths import ModelPaths
 from .raynet import ray_on_loopback
 from .security import DEFAULT_QUEUE, ServerSettings, check_bind, generate_key, is_loopback
 

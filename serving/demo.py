@@ -15,7 +15,7 @@ import sys
 import httpx
 
 from .examples import example_beat
-from .local import ModelPaths
+from .paths import ModelPaths
 
 __all__ = ["run_platform_demo", "main"]
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import anyio
 
 from . import engine, multimodal
 from .debug_models import make_debug_models
 from .errors import RequestError, ServingError, error_answer, raise_error
+from .paths import ModelPaths
 from .simulate import simulate
 
 __all__ = [
@@ -30,19 +31,6 @@ __all__ = [
     "step_dict",
     "run_simulation",
 ]
-
-
-@dataclass
-class ModelPaths:
-    """Where each served model comes from (a local directory or a Hub repo id)."""
-
-    lm: str | None = None  # causal spiking LM for generate and insight (None: debug model)
-    sentiment: str | None = (
-        None  # spiking sequence classifier (None: the trained SST-2 student if present, else debug)
-    )
-    ecg: str | None = None  # ECG beat classifier (None: artifacts/ecg/model if present, else debug)
-    multimodal: str | None = None  # multimodal LM (None: artifacts/multimodal/model if present, else debug)
-    device_map: str | None = None  # accelerate device map for the LMs ("auto", "cpu"; None: auto if CUDA)
 
 
 # Trained artifacts served by default when they exist (written by `make sst2` and `make ecg`).
