@@ -10,27 +10,37 @@
 #   make bench       peer benchmarks (installs the benchmark peers first, NEST among them)
 #   make browser-deps  Debian's Chromium for the browser tests (root; apt)
 #   make lint        ruff check + format check
+#   make lock        re-resolve every dependency into requirements.lock (a fresh venv, then pip freeze)
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # Our constraints file replaces pip's global one (it pins torch to the CPU wheel and keeps the torchvision cap).
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
+# Every other dependency is installed at the version resolved in the lock file (make lock writes it).
+LOCK := requirements.lock
 EXTRAS ?= lm,train,serve,export,dev
 PYTEST_ARGS ?=
 
 HF_ORG ?=
 PYTHON310 ?= $(shell ls -d $$(pyenv root 2>/dev/null || echo $$HOME/.pyenv)/versions/3.10.*/bin/python 2>/dev/null | sort -V | tail -n 1)
 
-.PHONY: release lava-venv nest-venv olah-venv ecg sst2 sst2-twin multimodal bench-setup bench-full test-fast install demo demo-core demo-train demo-serve serve test test-slow bench browser-deps lint format clean
+.PHONY: lock release lava-venv nest-venv olah-venv ecg sst2 sst2-twin multimodal bench-setup bench-full test-fast install demo demo-core demo-train demo-serve serve test test-slow bench browser-deps lint format clean
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+$(VENV)/.installed: pyproject.toml constraints.txt $(LOCK)
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "EvoSpikeNet needs Python >= 3.10 (set PYTHON=...)"'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install "torch==2.13.0"
-	$(PY) -m pip install -e ".[$(EXTRAS)]"
+	$(PY) -m pip install -c $(LOCK) -e ".[$(EXTRAS)]"
 	touch $@
+
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install "torch==2.13.0"
+	.venv-lock/bin/python -m pip install -e ".[lm,train,serve,export,dev]"
+	{ sed -n '1,3p' $(LOCK); .venv-lock/bin/python -m pip freeze --all --exclude-editable | grep -v '^torch==\|^pip==' | sed 's/+cpu$$//'; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK) && rm -rf .venv-lock
 
 install: $(VENV)/.installed
 

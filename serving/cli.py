@@ -1,10 +1,12 @@
 """``evospikenet-serve``: start the Ray Serve application (API + Insight UI) and keep it running.
 
-Binds 127.0.0.1 by default; any other ``--host`` needs ``EVOSPIKENET_API_KEY`` (clients send
-``Authorization: Bearer <key>``; the UI then asks for user ``evospikenet`` and the key as password).
-Requests reach the ingress through Serve's proxy on ``--port``. ``--direct-ingress`` lets the ingress
-replica answer on ``--port`` itself (one process hop less, 2.5-3x the batched sentiment throughput here)
-with the proxy on ``--port + 1``; see :func:`direct_ingress_env` for what that costs.
+Binds 127.0.0.1 by default, and Ray's own servers (GCS, raylet, object manager, worker gRPC ports) listen
+on 127.0.0.1 only. Any other ``--host`` needs ``EVOSPIKENET_API_KEY`` of at least 32 characters (or
+``--generate-key``); clients send ``Authorization: Bearer <key>`` and the UI asks for user ``evospikenet``
+and the key as password. Requests reach the ingress through Serve's proxy on ``--port``.
+``--direct-ingress`` lets the ingress replica answer on ``--port`` itself (one process hop less) with the
+proxy on ``--port + 1``; see :func:`direct_ingress_env` for what that costs. docs/serving.md, "Security
+model", lists every limit.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import os
 import sys
 import time
 
-from .api import check_bind
-from .local import ModelPaths
+from .paths import ModelPaths
+from .raynet import ray_on_loopback
+from .security import DEFAULT_QUEUE, ServerSettings, check_bind, generate_key, is_loopback
 
 __all__ = [
     "main",
@@ -25,13 +28,21 @@ __all__ = [
     "parse_args",
     "worker_env",
     "direct_ingress_env",
+    "settings_from_args",
     "SERVE_TIMEOUTS",
     "SERVE_LOOPS",
 ]
 
+EXAMPLES = """example:
+  evospikenet-serve --model artifacts/spiking_lm_debug --port 8000
+  EVOSPIKENET_API_KEY=$(python -c 'import secrets; print(secrets.token_urlsafe(32))') \\
+      evospikenet-serve --host 0.0.0.0 --allowed-host myhost.example.org
+exit status: 0 after Ctrl-C, 2 for a refused option (short key, non-loopback host without a key)."""
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="evospikenet-serve", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="evospikenet-serve", description=__doc__.splitlines()[0], epilog=EXAMPLES,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     ap.add_argument("--model", default=None, help="causal spiking LM: directory or Hub id")
     ap.add_argument("--sentiment", default=None, help="classifier (default: artifacts/sst2 or debug)")
     ap.add_argument("--ecg", default=None, help="ECG beat classifier directory (default: debug model)")
@@ -40,6 +51,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     ap.add_argument("--port", type=int, default=8000, help="HTTP port of the API and UI (default 8000)")
+    ap.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                    help="a Host header name clients may use besides localhost and 127.0.0.1 (repeat; '*': "
+                    "any, which gives up the DNS-rebinding check)")  # fmt: skip
+    ap.add_argument("--generate-key", action="store_true",
+                    help="make a random API key, print it once on stderr and require it")  # fmt: skip
+    ap.add_argument("--max-body-bytes", type=int, default=ServerSettings.max_body_bytes,
+                    help="largest request body; larger ones get 413 before parsing (default 1 MiB)")  # fmt: skip
+    ap.add_argument("--request-timeout", type=float, default=ServerSettings.request_timeout_s, metavar="S",
+                    help="seconds a request may run before it is stopped with 504 (default 60)")  # fmt: skip
+    ap.add_argument("--max-queued", type=int, default=None, metavar="N",
+                    help="requests each endpoint may hold at once, running or waiting; one more gets 503 "
+                    f"(default per endpoint: {DEFAULT_QUEUE})")  # fmt: skip
+    ap.add_argument("--expose-ray", action="store_true",
+                    help="let Ray's own servers listen on the machine's address, not 127.0.0.1 (needs "
+                    "EVOSPIKENET_API_KEY; for a multi-node cluster)")  # fmt: skip
+    ap.add_argument("--sim-run", default=os.environ.get("EVOSPIKENET_SIM_RUN"), metavar="DIR",
+                    help="a saved simulation run whose DIR/analysis/*.png the UI's 'Simulation run' tab shows "
+                    "(default: $EVOSPIKENET_SIM_RUN)")  # fmt: skip
     ap.add_argument(
         "--direct-ingress",
         action="store_true",
@@ -60,6 +89,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
+def settings_from_args(args: argparse.Namespace) -> ServerSettings:
+    """The :class:`ServerSettings` the options ask for; a specific ``--host`` is an allowed Host name."""
+    hosts = [*ServerSettings.allowed_hosts, *args.allowed_host]
+    if args.host not in ("0.0.0.0", "::"):
+        hosts.append(args.host)
+    queue = dict(DEFAULT_QUEUE) if args.max_queued is None else dict.fromkeys(DEFAULT_QUEUE, args.max_queued)
+    return ServerSettings(max_body_bytes=args.max_body_bytes, request_timeout_s=args.request_timeout,
+                          allowed_hosts=tuple(dict.fromkeys(hosts)), queue=queue)  # fmt: skip
+
+
 # Serve's proxy must answer its ready check within 5 s and its health checks within 10 s by default; on a
 # machine whose few cores are busy (training beside serving) it misses them and is killed in a loop.
 SERVE_TIMEOUTS = {
@@ -72,9 +111,7 @@ SERVE_TIMEOUTS = {
 # request crosses threads (and the GIL) several times in the ingress and again in a replica. One loop per
 # replica answers more on two cores: 375 against 430 batched requests/s at concurrency 32 (debug classifier,
 # 8 rounds each, alternating; docs/serving.md), so the workers get it unless the user sets these variables
-# (any RAY_SERVE_* variable reaches the workers; "1" restores Serve's default). It was opt-in for a while
-# after one request took 19.5 s in 1 of 5 runs with it; the same hang then came without it too (22 s), a
-# rebuild of the C++ kernels inside a replica's first request, fixed since.
+# (any RAY_SERVE_* variable reaches the workers; "1" restores Serve's default).
 SERVE_LOOPS = {
     "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
     "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
@@ -123,9 +160,14 @@ def start(
     num_cpus: int | None = None,
     direct_ingress: bool = False,
     ready_timeout_s: float = 300.0,
+    expose_ray: bool = False,
     **kw,
 ) -> str:
     """Start Ray and the application; returns the base URL of the API. Pair with :func:`stop`.
+
+    Ray started here listens on 127.0.0.1 only (:mod:`serving.raynet`) unless ``expose_ray``, which needs
+    ``EVOSPIKENET_API_KEY``. ``kw`` goes to :func:`serving.deployments.build_app` (``settings``, ``sim_run``,
+    ``batched``, ...).
 
     ``direct_ingress`` (taken when this call starts Ray): the ingress replica serves HTTP itself on
     ``port`` (Serve's direct ingress) and Serve's proxy listens on ``port + 1``. That is one process hop
@@ -133,11 +175,16 @@ def start(
     to 950 requests/s. Without it, or when Ray already runs in this process, the proxy serves ``port``.
     Returns once ``/healthz`` answers (:func:`wait_ready`, at most ``ready_timeout_s``).
     """
-    check_bind(host, os.environ.get("EVOSPIKENET_API_KEY"))
+    key = os.environ.get("EVOSPIKENET_API_KEY") or None
+    check_bind(host, key)
+    if expose_ray and not key:
+        raise ValueError("--expose-ray needs EVOSPIKENET_API_KEY: Ray's own ports would be reachable")
     for k, v in SERVE_TIMEOUTS.items():  # before Serve reads its constants in this process too
         os.environ.setdefault(k, v)
     import ray
 
+    if not ray.is_initialized():
+        ray_on_loopback(not expose_ray)
     direct = direct_ingress and not ray.is_initialized()
     env = worker_env(port if direct else None)  # direct ingress lives in the workers' environment only
     from ray import serve
@@ -151,9 +198,9 @@ def start(
     try:
         serve.start(http_options=http_options)
     except TimeoutError:
-        # Serve waits a fixed 60 s for its proxy, which a loaded machine can miss (seen with two training runs
-        # on the two cores here). The controller and the proxy keep starting: this call connects to them, and
-        # the readiness wait below covers the proxy.
+        # Serve waits a fixed 60 s for its proxy, which a loaded machine can miss (two training runs on two
+        # cores). The controller and the proxy keep starting: this call connects to them, and the readiness
+        # wait below covers the proxy.
         serve.start(http_options=http_options)
     serve.run(build_app(paths, port=port, **kw), name="evospikenet", route_prefix="/")
     name = "127.0.0.1" if host in ("0.0.0.0", "::") else host
@@ -189,23 +236,47 @@ def wait_ready(url: str, timeout_s: float = 300.0) -> None:
 
 
 def stop() -> None:
-    """Shut Serve and Ray down."""
+    """Shut Serve and Ray down (nothing when Ray is not running in this process)."""
     import ray
     from ray import serve
 
+    if not ray.is_initialized():
+        return
     try:
         serve.shutdown()
     finally:
         ray.shutdown()
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM (``docker stop``, a scheduler) shuts down like Ctrl-C, so Ray's processes go with us."""
+    import signal
+
+    def handler(_signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.generate_key and not os.environ.get("EVOSPIKENET_API_KEY"):
+        os.environ["EVOSPIKENET_API_KEY"] = generate_key()  # reaches the replicas through Ray's environment
+        print(
+            f"evospikenet-serve: API key (shown once): {os.environ['EVOSPIKENET_API_KEY']}", file=sys.stderr
+        )
+    key = os.environ.get("EVOSPIKENET_API_KEY") or None
     try:
-        check_bind(args.host, os.environ.get("EVOSPIKENET_API_KEY"))
+        check_bind(args.host, key)
+        if args.expose_ray and not key:
+            raise ValueError("--expose-ray needs EVOSPIKENET_API_KEY: Ray's own ports would be reachable")
+        if args.sim_run and not os.path.isdir(args.sim_run):
+            raise ValueError(f"--sim-run {args.sim_run!r} is not a directory")
     except ValueError as e:
         print(f"evospikenet-serve: {e}", file=sys.stderr)
         return 2
+    if not is_loopback(args.host):
+        print(f"evospikenet-serve: serving on {args.host}; /v1 and /ui need the API key", file=sys.stderr)
     paths = ModelPaths(
         lm=args.model,
         sentiment=args.sentiment,
@@ -213,11 +284,14 @@ def main(argv: list[str] | None = None) -> int:
         multimodal=args.multimodal,
         device_map=args.device_map,
     )
-    url = start(paths, args.host, args.port, args.num_cpus, direct_ingress=args.direct_ingress,
-                batched=not args.unbatched, sentiment_replicas=args.sentiment_replicas,
-                ui=not args.no_ui, access_log=args.access_log)  # fmt: skip
-    print(f"API: {url}/docs   health: {url}/healthz   UI: {url}/ui   (Ctrl-C stops)", flush=True)
+    _stop_on_sigterm()
     try:
+        url = start(paths, args.host, args.port, args.num_cpus, direct_ingress=args.direct_ingress,
+                    expose_ray=args.expose_ray, batched=not args.unbatched,
+                    sentiment_replicas=args.sentiment_replicas, ui=not args.no_ui, access_log=args.access_log,
+                    settings=settings_from_args(args),
+                    sim_run=os.path.abspath(args.sim_run) if args.sim_run else None)  # fmt: skip
+        print(f"API: {url}/docs   health: {url}/healthz   UI: {url}/ui   (Ctrl-C stops)", flush=True)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:

@@ -1,17 +1,57 @@
-"""``make demo`` end of the pipeline: serve a model on 127.0.0.1, send one request of each kind, stop."""
+"""``make demo`` end of the pipeline: serve the models on 127.0.0.1, send one request of each kind, stop.
+
+``python -m serving.demo [--model DIR] [--sentiment DIR] [--ecg DIR] [--port N]`` prints each answer, then one
+JSON line: ``{"ok": true|false, "url": ..., "status": {endpoint: HTTP status}}``; the exit status is 0 when
+every endpoint answered 200, else 1.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
 
 import httpx
 
-from .local import ModelPaths
-from .ui import example_beat
+from .examples import example_beat
+from .paths import ModelPaths
 
 __all__ = ["run_platform_demo", "main"]
+
+
+def _summaries(c: httpx.Client, health: dict) -> tuple[dict, dict]:
+    """(answers, HTTP status) of one request to each endpoint and the UI."""
+    answers, status = {"healthz": health}, {"healthz": 200}
+    beat = example_beat(int(health["ecg_window"]))
+    requests = {
+        "generate": ("/v1/generate", {"text": "To be, or not", "max_new_tokens": 16}),
+        "insight": ("/v1/insight", {"text": "To be", "max_new_tokens": 2}),
+        "sentiment": ("/v1/sentiment", {"text": "a wonderful, moving film"}),
+        "ecg": ("/v1/ecg", {"signal": beat}),
+        "simulate": ("/v1/simulate", {"steps": 300}),
+    }
+    for name, (path, body) in requests.items():
+        r = c.post(path, json=body)
+        status[name] = r.status_code
+        answers[name] = r.json()
+    if status["insight"] == 200:
+        ins = answers["insight"]
+        answers["insight"] = {
+            "text": ins["text"],
+            "energy_per_token_j": [s["energy_per_token_j"] for s in ins["steps"]],
+            "layers": list(ins["steps"][0]["rasters"]),
+            "attention_shape": [len(ins["steps"][-1]["attention"])] * 2,
+        }
+    if status["simulate"] == 200:
+        sim = answers["simulate"]
+        answers["simulate"] = {
+            "mean_rate_hz": {k: sum(v) / max(1, len(v)) for k, v in sim["rate_hz"].items()},
+            "active_synapses_in_window": sum(e[3] for e in sim["graph"]["edges"]),
+            "energy_j": sim["energy_j"],
+        }
+    status["ui"] = c.get("/ui/").status_code
+    return answers, status
 
 
 def run_platform_demo(
@@ -23,56 +63,39 @@ def run_platform_demo(
 ) -> dict:
     """Start the application on 127.0.0.1, send one request of each kind, print the answers, stop.
 
-    Missing models are replaced by tiny random-init debug models. Returns the answers by endpoint.
+    Missing models are replaced by tiny random-init debug models. Returns ``{"answers", "status", "url"}``.
     """
     from .cli import start, stop
 
     url = start(ModelPaths(lm=model_dir, sentiment=sentiment_dir, ecg=ecg_dir), "127.0.0.1", port)
-    answers = {}
+    key = os.environ.get("EVOSPIKENET_API_KEY")
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
-        c = httpx.Client(base_url=url, timeout=300)
-        health = c.get("/healthz").json()
-        answers["healthz"] = health
-        answers["generate"] = c.post(
-            "/v1/generate", json={"text": "To be, or not", "max_new_tokens": 16}
-        ).json()
-        ins = c.post("/v1/insight", json={"text": "To be", "max_new_tokens": 2}).json()
-        answers["insight"] = {
-            "text": ins["text"],
-            "energy_per_token_j": [s["energy_per_token_j"] for s in ins["steps"]],
-            "layers": list(ins["steps"][0]["rasters"]),
-            "attention_shape": [len(ins["steps"][-1]["attention"])] * 2,
-        }
-        answers["sentiment"] = c.post("/v1/sentiment", json={"text": "a wonderful, moving film"}).json()
-        beat = example_beat(int(health["ecg_window"]))
-        answers["ecg"] = c.post("/v1/ecg", json={"signal": beat}).json()
-        sim = c.post("/v1/simulate", json={"steps": 300}).json()
-        answers["simulate"] = {
-            "mean_rate_hz": {k: sum(v) / max(1, len(v)) for k, v in sim["rate_hz"].items()},
-            "active_synapses_in_window": sum(e[3] for e in sim["graph"]["edges"]),
-            "energy_j": sim["energy_j"],
-        }
-        ui = c.get("/ui/")
-        answers["ui"] = {"url": f"{url}/ui", "status": ui.status_code}
+        with httpx.Client(base_url=url, timeout=300, headers=headers, trust_env=False) as c:
+            answers, status = _summaries(c, c.get("/healthz").json())
         for k, v in answers.items():
             print(f"{k}: {json.dumps(v)[:400]}", file=out)
         print(f"UI address (while serving): {url}/ui", file=out)
     finally:
         stop()
-    return answers
+    return {"answers": answers, "status": status, "url": url}
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m serving.demo")
-    ap.add_argument("--model", default=os.environ.get("EVOSPIKENET_DEMO_MODEL"))
-    ap.add_argument("--sentiment", default=None)
-    ap.add_argument("--ecg", default=None)
-    ap.add_argument("--port", type=int, default=8000)
+    ap = argparse.ArgumentParser(
+        prog="python -m serving.demo",
+        description="Serve the models on 127.0.0.1, send one request of each kind, print the answers, stop.",
+        epilog="example: python -m serving.demo --model artifacts/spiking_lm_debug --port 8000",
+    )
+    ap.add_argument("--model", default=os.environ.get("EVOSPIKENET_DEMO_MODEL"), help="causal LM directory")
+    ap.add_argument("--sentiment", default=None, help="sentiment classifier directory (default: debug model)")
+    ap.add_argument("--ecg", default=None, help="ECG classifier directory (default: debug model)")
+    ap.add_argument("--port", type=int, default=8000, help="HTTP port on 127.0.0.1 (default 8000)")
     a = ap.parse_args(argv)
-    run_platform_demo(a.model, a.sentiment, a.ecg, a.port)
-    return 0
+    res = run_platform_demo(a.model, a.sentiment, a.ecg, a.port)
+    ok = all(s == 200 for s in res["status"].values())
+    print(json.dumps({"ok": ok, "url": res["url"], "status": res["status"]}), flush=True)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -7,17 +7,16 @@
   model recomputes the prefix cropped to its context). It yields one :class:`Step` per token, with the spike
   raster of every population for the newest token, the last layer's attention averaged over heads and the
   compute energy ``E = SOPs * E_AC + MACs * E_MAC`` of the step (``SpikeStats``).
-* :func:`make_debug_models` writes tiny random-init models (LM, sentiment classifier, ECG, multimodal) for
-  tests.
+
+Request errors are :class:`serving.errors.RequestError` (-> 422); the tiny debug models live in
+:mod:`serving.debug_models`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from collections.abc import Iterator
-from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -28,12 +27,14 @@ from evospikenet.models import (
     SpikingEvoSpikeNetForCausalLM,
     SpikingEvoSpikeNetForSequenceClassification,
 )
-from evospikenet.models.ecg import ECGSpikingConfig, ECGSpikingNet, load_ecg_model
+from evospikenet.models.ecg import ECGSpikingNet, load_ecg_model
 from evospikenet.models.spiking_lm import pack_sequences
 from evospikenet.models.spiking_lm.neurons import LIFPopulation
 
+from .errors import RequestError, check_deadline
+from .schemas import LIMITS
+
 __all__ = [
-    "RequestError",
     "Step",
     "ECG_CLASSES",
     "default_device_map",
@@ -44,21 +45,12 @@ __all__ = [
     "generate_steps",
     "classify_texts",
     "classify_ecg",
-    "make_debug_models",
+    "generation_positions",
 ]
 
 ECG_CLASSES = ("N", "S", "V", "F", "Q")  # AAMI beat classes
 NO_SPLIT = ["SpikingBlock"]  # modules a device map keeps whole
 SERVE_NEURON_BACKEND = "evospikenet"  # neuron backend of every served spiking LM (see _dispatch)
-
-
-class RequestError(ValueError):
-    """A request that is well-typed but wrong for the served model; ``field`` names the culprit (-> 422)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 class Step(NamedTuple):
@@ -207,6 +199,12 @@ class _RasterHooks:
             h.remove()
 
 
+def generation_positions(prompt_tokens: int, new_tokens: int, window: int) -> int:
+    """Token positions the model processes to generate ``new_tokens`` after ``prompt_tokens``, with no KV
+    cache: ``sum_k min(window, prompt_tokens + k)`` for ``k = 0 .. new_tokens - 1``."""
+    return sum(min(window, prompt_tokens + k) for k in range(new_tokens))
+
+
 @torch.no_grad()
 def generate_steps(
     model,
@@ -218,15 +216,28 @@ def generate_steps(
     seed: int = 0,
     insight: bool = False,
     max_neurons: int = 64,
+    deadline: float | None = None,
 ) -> Iterator[Step]:
-    """Yield one :class:`Step` per generated token (stops early at ``eos_token_id``)."""
+    """Yield one :class:`Step` per generated token (stops early at ``eos_token_id``).
+
+    Before the first forward pass the request's work, :func:`generation_positions`, is checked against
+    ``LIMITS.max_generate_positions`` (a :class:`RequestError` naming ``max_new_tokens`` when over); between
+    tokens, ``deadline`` (epoch seconds) is checked (:class:`serving.errors.DeadlineExceeded`)."""
     ctx = model.generation_window  # context_length - 1: the last position's embedding is never trained
     ids = _encode(tokenizer, text, 10**9)[-ctx:]
+    work = generation_positions(len(ids), max_new_tokens, ctx)
+    if work > LIMITS.max_generate_positions:
+        raise RequestError(
+            "max_new_tokens",
+            f"{max_new_tokens} new tokens after a {len(ids)}-token prompt make the model process {work} token "
+            f"positions, over this server's budget of {LIMITS.max_generate_positions}; ask for fewer tokens",
+        )
     device = next(model.parameters()).device
     x = torch.tensor([ids], device=device)
     g = torch.Generator().manual_seed(seed)
     eos = model.config.eos_token_id
     for _ in range(max_new_tokens):
+        check_deadline(deadline, "max_new_tokens")
         x = x[:, -ctx:]
         hooks = _RasterHooks(model, max_neurons) if insight else None
         try:
@@ -236,7 +247,9 @@ def generate_steps(
                 hooks.remove()
         logits = out.logits[0, -1].float().cpu()  # (V,)
         if temperature > 0:
-            logits = logits / temperature
+            # In float64 (a float32 temperature of 1e-170 is 0) and shifted so the largest logit is 0: a tiny
+            # temperature sends the others to -inf, never the largest to inf (softmax of inf is NaN).
+            logits = (logits.double() - logits.max()) / temperature
             if top_k > 0:
                 kth = torch.topk(logits, min(top_k, logits.numel())).values[-1]
                 logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -350,35 +363,3 @@ def classify_ecg(model, signals: list[list[float]], rrs: list, return_spikes: bo
             }
         out.append(r)
     return out
-
-
-def make_debug_models(out: str | os.PathLike, seed: int = 0) -> dict[str, str]:
-    """Write tiny random-init models (``lm``, ``sentiment``, ``ecg``, ``multimodal``) under ``out``."""
-    from evospikenet.data.text import byte_tokenizer
-
-    out = Path(out)
-    torch.manual_seed(seed)
-    tok = byte_tokenizer()
-    small = dict(d_model=32, n_layers=2, n_heads=2, mlp_ratio=2, context_length=64, time_steps=4)
-    paths = {}
-    lm = SpikingEvoSpikeNetForCausalLM(SpikingEvoSpikeNetConfig(**small))
-    cls_cfg = SpikingEvoSpikeNetConfig(
-        **small,
-        num_labels=2,
-        id2label={0: "negative", 1: "positive"},
-        label2id={"negative": 0, "positive": 1},
-    )
-    sent = SpikingEvoSpikeNetForSequenceClassification(cls_cfg)
-    for name, model in (("lm", lm), ("sentiment", sent)):
-        p = out / name
-        model.save_pretrained(p)
-        tok.save_pretrained(p)
-        paths[name] = str(p)
-    ecg = ECGSpikingNet(ECGSpikingConfig(channels=[4, 8, 8], hidden=16))
-    ecg.save_pretrained(out / "ecg")
-    paths["ecg"] = str(out / "ecg")
-    from .multimodal import make_debug_multimodal
-
-    paths["multimodal"] = make_debug_multimodal(out / "multimodal", seed)
-    (out / "debug_models.json").write_text(json.dumps(paths))
-    return paths

@@ -1,36 +1,36 @@
 """Model sources and the Ray-free backend (models in this process, work in a thread pool).
 
 :class:`ModelPaths` names what is served; missing entries are filled with tiny random-init debug models
-(:func:`serving.engine.make_debug_models`), reported as ``"debug"`` by ``/healthz``. The same
+(:func:`serving.debug_models.make_debug_models`), reported as ``"debug"`` by ``/healthz``. The same
 :class:`Services` object is what every Ray deployment holds (each loads only the model it needs, once per
-replica), so the two backends run identical code.
+replica), so the two backends run identical code. Handlers answer errors as ``{"error": ...}``
+(:func:`serving.errors.error_answer`) and take the request's ``deadline`` (epoch seconds).
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import anyio
 
 from . import engine, multimodal
+from .debug_models import make_debug_models
+from .errors import RequestError, ServingError, error_answer, raise_error
+from .paths import ModelPaths
 from .simulate import simulate
 
-__all__ = ["ModelPaths", "resolve_paths", "model_name", "describe", "Services", "LocalBackend", "step_dict"]
-
-
-@dataclass
-class ModelPaths:
-    """Where each served model comes from (a local directory or a Hub repo id)."""
-
-    lm: str | None = None  # causal spiking LM for generate and insight (None: debug model)
-    sentiment: str | None = (
-        None  # spiking sequence classifier (None: the trained SST-2 student if present, else debug)
-    )
-    ecg: str | None = None  # ECG beat classifier (None: artifacts/ecg/model if present, else debug)
-    multimodal: str | None = None  # multimodal LM (None: artifacts/multimodal/model if present, else debug)
-    device_map: str | None = None  # accelerate device map for the LMs ("auto", "cpu"; None: auto if CUDA)
+__all__ = [
+    "ModelPaths",
+    "resolve_paths",
+    "model_name",
+    "describe",
+    "Services",
+    "LocalBackend",
+    "step_dict",
+    "run_simulation",
+]
 
 
 # Trained artifacts served by default when they exist (written by `make sst2` and `make ecg`).
@@ -49,7 +49,7 @@ def resolve_paths(paths: ModelPaths, debug_dir: str | None = None) -> ModelPaths
             setattr(out, field, os.path.abspath(path))
     if None in (out.lm, out.sentiment, out.ecg, out.multimodal):
         debug_dir = debug_dir or tempfile.mkdtemp(prefix="evospikenet-debug-models-")
-        made = engine.make_debug_models(debug_dir)
+        made = make_debug_models(debug_dir)
         out.lm = out.lm or made["lm"]
         out.sentiment = out.sentiment or made["sentiment"]
         out.ecg = out.ecg or made["ecg"]
@@ -102,6 +102,9 @@ class Services:
     """Loaded models and the synchronous request handlers (``kinds`` picks what to load)."""
 
     def __init__(self, paths: ModelPaths, kinds=("lm", "sentiment", "ecg", "multimodal")) -> None:
+        from evospikenet.runtime import load_kernels
+
+        load_kernels()  # built here (once per environment), not inside the first request and its deadline
         self.paths = paths
         dm = None if paths.device_map in (None, "") else paths.device_map
         if "lm" in kinds:
@@ -119,19 +122,21 @@ class Services:
             self._info = describe(self.paths)
         return self._info
 
-    def generate_iter(self, req: dict):
+    def generate_iter(self, req: dict, deadline: float | None = None):
         return engine.generate_steps(
             self.lm, self.lm_tok, req["text"], req["max_new_tokens"], req.get("temperature", 0.0),
-            req.get("top_k", 0), req.get("seed", 0),
+            req.get("top_k", 0), req.get("seed", 0), deadline=deadline,
         )  # fmt: skip
 
-    def insight(self, req: dict) -> dict:
-        steps = [step_dict(s) for s in engine.generate_steps(
-            self.lm, self.lm_tok, req["text"], req["max_new_tokens"], insight=True
-        )]  # fmt: skip
-        name = model_name(self.paths.lm)
+    def insight(self, req: dict, deadline: float | None = None) -> dict:
+        try:
+            steps = [step_dict(s) for s in engine.generate_steps(
+                self.lm, self.lm_tok, req["text"], req["max_new_tokens"], insight=True, deadline=deadline
+            )]  # fmt: skip
+        except ServingError as e:
+            return error_answer(e)
         return {
-            "model": name,
+            "model": model_name(self.paths.lm),
             "prompt": req["text"],
             "text": "".join(s["token"] for s in steps),
             "steps": steps,
@@ -145,8 +150,8 @@ class Services:
             try:
                 enc.append(engine._encode(self.cls_tok, r["text"], self.cls.config.context_length))
                 good.append(i)
-            except engine.RequestError as e:
-                out[i] = {"error": {"field": e.field, "message": e.message}}
+            except RequestError as e:
+                out[i] = error_answer(e)
         if good:
             spikes = any(reqs[i].get("return_spikes") for i in good)
             texts = [reqs[i]["text"] for i in good]
@@ -168,36 +173,32 @@ class Services:
                     self.ecg, [r["signal"]], [r.get("rr")], r.get("return_spikes", False)
                 )
                 out.append({"model": model_name(self.paths.ecg), **res[0]})
-            except engine.RequestError as e:
-                out.append({"error": {"field": e.field, "message": e.message}})
+            except RequestError as e:
+                out.append(error_answer(e))
         return out
 
     def multimodal(self, req: dict) -> dict:
         """One answer (errors as ``{"error": ...}``, like the batch handlers)."""
         try:
             if self.mm is None:
-                raise engine.RequestError("model", "this server serves no multimodal model")
+                raise RequestError("model", "this server serves no multimodal model")
             return multimodal.answer(self.mm, req, model_name(self.paths.multimodal))
-        except engine.RequestError as e:
-            return {"error": {"field": e.field, "message": e.message}}
+        except RequestError as e:
+            return error_answer(e)
 
 
-def raise_error(result: dict) -> dict:
-    """Turn an ``{"error": {...}}`` answer back into a :class:`RequestError`."""
-    if isinstance(result, dict) and "error" in result:
-        raise engine.RequestError(result["error"]["field"], result["error"]["message"])
-    return result
-
-
-def run_simulation(req: dict) -> dict:
+def run_simulation(req: dict, deadline: float | None = None) -> dict:
+    """:func:`serving.simulate.simulate` of one request, errors as ``{"error": ...}``."""
     try:
-        return simulate(**req)
-    except engine.RequestError as e:
-        return {"error": {"field": e.field, "message": e.message}}
+        return simulate(**req, deadline=deadline)
+    except ServingError as e:
+        return error_answer(e)
 
 
 class LocalBackend:
-    """The API backend running :class:`Services` in this process (used by tests and ``serving.ui`` alone)."""
+    """The API backend running :class:`Services` in this process (used by tests and ``serving.ui`` alone).
+
+    Work runs in worker threads; a thread is not cancelled, so each handler stops itself at ``deadline``."""
 
     def __init__(self, services: Services) -> None:
         self.s = services
@@ -205,27 +206,27 @@ class LocalBackend:
     async def info(self) -> dict:
         return self.s.info()
 
-    async def generate(self, req):
-        it = self.s.generate_iter(req.model_dump())
+    async def generate(self, req, deadline: float | None = None):
+        it = self.s.generate_iter(req.model_dump(), deadline)
         while True:
             step = await anyio.to_thread.run_sync(next, it, None)
             if step is None:
                 return
             yield step_dict(step)
 
-    async def insight(self, req) -> dict:
-        return await anyio.to_thread.run_sync(self.s.insight, req.model_dump())
+    async def insight(self, req, deadline: float | None = None) -> dict:
+        return raise_error(await anyio.to_thread.run_sync(self.s.insight, req.model_dump(), deadline))
 
-    async def sentiment(self, req) -> dict:
+    async def sentiment(self, req, deadline: float | None = None) -> dict:
         res = await anyio.to_thread.run_sync(self.s.sentiment_batch, [req.model_dump()])
         return raise_error(res[0])
 
-    async def ecg(self, req) -> dict:
+    async def ecg(self, req, deadline: float | None = None) -> dict:
         res = await anyio.to_thread.run_sync(self.s.ecg_batch, [req.model_dump()])
         return raise_error(res[0])
 
-    async def multimodal(self, req) -> dict:
+    async def multimodal(self, req, deadline: float | None = None) -> dict:
         return raise_error(await anyio.to_thread.run_sync(self.s.multimodal, req.model_dump()))
 
-    async def simulate(self, req) -> dict:
-        return raise_error(await anyio.to_thread.run_sync(run_simulation, req.model_dump()))
+    async def simulate(self, req, deadline: float | None = None) -> dict:
+        return raise_error(await anyio.to_thread.run_sync(run_simulation, req.model_dump(), deadline))

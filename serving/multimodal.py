@@ -13,17 +13,14 @@ run once), then runs one forward pass over ``prompt + answer`` with ``output_att
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import torch
 
 import evospikenet  # noqa: F401  (registers the Auto classes)
-from evospikenet.models.multimodal import MultiModalEvoSpikeNetConfig, MultiModalEvoSpikeNetForCausalLM
+from evospikenet.models.multimodal import MultiModalEvoSpikeNetForCausalLM
 
-from .engine import RequestError
+from .errors import RequestError
 
-__all__ = ["load_multimodal", "answer", "make_debug_multimodal", "prefix_names"]
+__all__ = ["load_multimodal", "answer", "prefix_names"]
 
 MAX_NEURONS = 64  # neurons per population returned in a raster (LIMITS.max_raster_neurons)
 
@@ -34,17 +31,6 @@ def load_multimodal(path: str) -> MultiModalEvoSpikeNetForCausalLM:
 
     local = str(resolve_model(path))  # verified: manifest SHA-256s, no pickles, sizes within limits
     return MultiModalEvoSpikeNetForCausalLM.from_pretrained(local, use_safetensors=True).eval()
-
-
-def make_debug_multimodal(out: str | os.PathLike, seed: int = 0) -> str:
-    """Write a tiny random-init multimodal LM to ``out`` (its answers are gibberish); returns the path."""
-    torch.manual_seed(seed)
-    cfg = MultiModalEvoSpikeNetConfig(
-        d_model=32, n_layers=1, n_heads=2, mlp_ratio=2, time_steps=2, vision_channels=[4, 4],
-        signal_channels=[4, 4], max_new_tokens=6,
-    )  # fmt: skip
-    MultiModalEvoSpikeNetForCausalLM(cfg).save_pretrained(Path(out))
-    return str(out)
 
 
 def prefix_names(model, modalities) -> list[str]:

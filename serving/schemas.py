@@ -10,7 +10,10 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .errors import RequestError
+
 __all__ = [
+    "check_simulate_budget",
     "LIMITS",
     "Limits",
     "GenerateRequest",
@@ -41,6 +44,9 @@ class Limits(BaseModel):
     max_sim_steps: int = 2000  # most simulation steps of the SNN endpoint
     max_sim_neurons: int = 2000  # most neurons (excitatory + inhibitory) of the SNN endpoint
     max_raster_neurons: int = 64  # neurons per population returned in a raster
+    # Compute budgets, checked before any work starts (422 naming the field):
+    max_sim_neuron_steps: int = 400_000  # (n_exc + n_inh) * steps of one simulation
+    max_generate_positions: int = 8192  # token positions one generation processes (no KV cache)
 
 
 LIMITS = Limits()
@@ -164,6 +170,20 @@ class SimulateRequest(_Request):
     window: tuple[int, int] | None = None  # [start, stop) steps whose active synapses are highlighted
     snapshot_every: int = Field(100, ge=1, le=LIMITS.max_sim_steps, strict=True)
     graph_neurons: int = Field(30, ge=2, le=200, strict=True)  # excitatory neurons drawn in the graph
+
+
+def check_simulate_budget(req: SimulateRequest) -> None:
+    """A :class:`RequestError` naming ``steps`` when ``(n_exc + n_inh) * steps`` is over
+    ``LIMITS.max_sim_neuron_steps`` (each step updates every neuron)."""
+    work = (req.n_exc + req.n_inh) * req.steps
+    if work > LIMITS.max_sim_neuron_steps:
+        most = LIMITS.max_sim_neuron_steps // (req.n_exc + req.n_inh)
+        raise RequestError(
+            "steps",
+            f"{req.n_exc + req.n_inh} neurons x {req.steps} steps = {work} neuron-steps, over this server's "
+            f"budget of {LIMITS.max_sim_neuron_steps}; with {req.n_exc + req.n_inh} neurons ask for at most "
+            f"{most} steps",
+        )
 
 
 class SimulateResponse(BaseModel):

@@ -5,7 +5,8 @@ STDP + homeostasis + structural plasticity on ``ee``) and steps it ``steps`` tim
 spike events, population rates ``r = spikes / (n * 10 dt)`` per 10-step bin, the ``ee`` connectivity among the
 first ``graph_neurons`` excitatory neurons with the synapses *active in the window* flagged (the presynaptic
 neuron fired in ``[start, stop)``), histograms of the ``ee`` weights every ``snapshot_every`` steps, and the
-network's energy estimate.
+network's energy estimate. The run checks its ``deadline`` (epoch seconds) every ``DEADLINE_EVERY`` steps and
+stops with :class:`serving.errors.DeadlineExceeded` once it is past.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import torch
 from evospikenet.demo import build_demo_network
 from evospikenet.energy import EnergyModel
 
-from .engine import RequestError
+from .errors import RequestError, check_deadline
 
 __all__ = ["simulate", "MAX_EVENTS", "RATE_BIN"]
 
 MAX_EVENTS = 20000  # spike events returned per population at most
 RATE_BIN = 10  # steps per firing-rate bin
+DEADLINE_EVERY = 10  # steps between deadline checks (a step takes milliseconds)
 
 
 HIST_BINS = 32  # bins of the weight histograms
@@ -41,6 +43,7 @@ def simulate(
     window: tuple[int, int] | None = None,
     snapshot_every: int = 100,
     graph_neurons: int = 30,
+    deadline: float | None = None,
 ) -> dict:
     """Run the plastic E/I network; see the module docstring for the fields of the answer."""
     if window is None:
@@ -56,8 +59,11 @@ def simulate(
     snaps, snap_steps = [], []
     ee = net.projections["ee"]
     w0 = ee.values.float()
-    lo, hi = float(w0.min()) - 8.0, float(w0.max()) + 24.0  # room for STDP to move the weights
+    # Room for STDP to move the weights; a network too small for any ee synapse gets a nominal range.
+    lo, hi = (float(w0.min()) - 8.0, float(w0.max()) + 24.0) if w0.numel() else (0.0, 32.0)
     for t in range(steps):
+        if t % DEADLINE_EVERY == 0:
+            check_deadline(deadline, "steps")
         if t % snapshot_every == 0:
             snaps.append(_hist(ee.values, lo, hi))
             snap_steps.append(t)

@@ -7,7 +7,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def debug_paths(tmp_path_factory):
-    from serving.engine import make_debug_models
+    from serving.debug_models import make_debug_models
     from serving.local import ModelPaths
 
     made = make_debug_models(tmp_path_factory.mktemp("evospikenet-debug-models-x"))
@@ -31,5 +31,5 @@ def local_client(services):
     from serving.api import create_api
     from serving.local import LocalBackend
 
-    with TestClient(create_api(LocalBackend(services))) as c:
+    with TestClient(create_api(LocalBackend(services)), base_url="http://127.0.0.1") as c:
         yield c

@@ -97,6 +97,19 @@ def test_simulate_window_marks_active_synapses(local_client):
     assert math.isclose(sum(r["rate_hz"]["exc"]) * 10 * 1e-3 * 40, spikes, rel_tol=1e-6)
 
 
+def test_found_by_the_schema_fuzz(local_client):
+    """Inputs schemathesis found to give 500: a temperature so small that float32 made it 0 (NaN
+    probabilities), and a network with one excitatory neuron (no ee synapse to histogram)."""
+    g = local_client.post(
+        "/v1/generate", json={"text": "\x1d0", "temperature": 1.38e-170, "max_new_tokens": 3}
+    )
+    greedy = local_client.post("/v1/generate", json={"text": "\x1d0", "max_new_tokens": 3})
+    assert g.status_code == 200 and g.json()["tokens"] == greedy.json()["tokens"]  # the limit of T -> 0
+    r = local_client.post("/v1/simulate", json={"n_exc": 1, "n_inh": 1, "steps": 30, "graph_neurons": 2})
+    assert r.status_code == 200 and r.json()["graph"]["edges"] == []
+    assert all(sum(c) == 0 for c in r.json()["weight_hist"]["counts"])
+
+
 BAD = [
     ("/v1/generate", {"text": ""}, "text"),
     ("/v1/generate", {"text": "x" * (LIMITS.max_text_chars + 1)}, "text"),
@@ -139,22 +152,30 @@ def test_api_key_and_bind_rules(services, monkeypatch):
     monkeypatch.delenv("EVOSPIKENET_API_KEY", raising=False)
     from fastapi.testclient import TestClient
 
-    from serving.api import check_bind, create_api
+    from serving.api import create_api
     from serving.cli import main
     from serving.local import LocalBackend
+    from serving.security import check_bind
 
+    key = "k" * 32
     check_bind("127.0.0.1", None)
     with pytest.raises(ValueError, match="EVOSPIKENET_API_KEY"):
         check_bind("0.0.0.0", None)
-    check_bind("0.0.0.0", "secret")
-    with TestClient(create_api(LocalBackend(services), api_key="secret")) as c:
+    check_bind("0.0.0.0", key)
+    with pytest.raises(ValueError, match="at least 32"):  # a short key is refused everywhere
+        check_bind("0.0.0.0", "secret")
+    with pytest.raises(ValueError, match="at least 32"):
+        create_api(LocalBackend(services), api_key="k" * 31)
+    with TestClient(create_api(LocalBackend(services), api_key=key), base_url="http://127.0.0.1") as c:
         assert c.get("/healthz").status_code == 200
         assert c.post("/v1/sentiment", json={"text": "hi"}).status_code == 401
         bad = {"Authorization": "Bearer nope"}
         assert c.post("/v1/sentiment", json={"text": "hi"}, headers=bad).status_code == 401
-        ok = {"Authorization": "Bearer secret"}
+        ok = {"Authorization": f"Bearer {key}"}
         assert c.post("/v1/sentiment", json={"text": "hi"}, headers=ok).status_code == 200
     assert main(["--host", "0.0.0.0"]) == 2  # refuses before starting anything
+    monkeypatch.setenv("EVOSPIKENET_API_KEY", "short")
+    assert main([]) == 2  # a short key is refused on loopback too
 
 
 def test_openapi_lists_every_endpoint(local_client):

@@ -1,4 +1,5 @@
-"""The Insight UI in headless Chromium (Playwright): click through every tab, non-blank screenshots."""
+"""The Insight UI in headless Chromium (Playwright): click through every tab, wait until every plot of the
+tab holds a drawn figure (an image that has loaded, its status tracker idle), non-blank screenshots."""
 
 from __future__ import annotations
 
@@ -28,7 +29,21 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def ui_server(services):
+def sim_run(tmp_path_factory):
+    """A saved simulation run with two analysis plots."""
+    from matplotlib.figure import Figure
+
+    run = tmp_path_factory.mktemp("sim-run")
+    (run / "analysis").mkdir()
+    for name, values in (("rates", [3, 1, 4, 1, 5, 9, 2, 6]), ("raster", [2, 7, 1, 8, 2, 8])):
+        fig = Figure(figsize=(4, 3))
+        fig.subplots().plot(values)
+        fig.savefig(run / "analysis" / f"{name}.png")
+    return run
+
+
+@pytest.fixture(scope="module")
+def ui_server(services, sim_run):
     """uvicorn on 127.0.0.1 serving the API with the UI mounted at /ui (the same app the ingress builds)."""
     import uvicorn
 
@@ -38,7 +53,7 @@ def ui_server(services):
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    app = create_api(LocalBackend(services), ui=build_ui(url))
+    app = create_api(LocalBackend(services), ui=build_ui(url, sim_run=str(sim_run)))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     th = threading.Thread(target=server.run, daemon=True)
     th.start()
@@ -61,6 +76,42 @@ def not_blank(path) -> tuple[bool, str]:
     return colours > 50 and std > 10, f"{colours} colours, std {std:.1f}"
 
 
+# Every plot (and gallery) of a tab holds at least one loaded image and its status tracker is idle: the
+# figure of the answer is drawn, not a "processing" placeholder.
+DRAWN = """(ids) => ids.every(id => {
+  const el = document.getElementById(id);
+  if (!el) return false;
+  const status = el.querySelector('[data-testid="status-tracker"]');
+  if (status && !status.classList.contains('hide')) return false;
+  const imgs = [...el.querySelectorAll('img')];
+  return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);
+})"""
+
+PLOTS = {
+    "generate": ["gen-raster", "gen-attention", "gen-energy"],
+    "sentiment": ["sent-signal", "sent-spikes"],
+    "ecg": ["ecg-signal", "ecg-spikes"],
+    "network": ["net-raster", "net-rates", "net-graph", "net-weights"],
+    "multimodal": ["mm-input", "mm-spikes", "mm-cross"],
+    "simulation run": ["run-gallery"],
+}
+
+
+def test_every_plot_has_an_id_the_test_waits_for(sim_run):
+    """No plot of the UI is left out of ``PLOTS`` (a new plot must be waited for too)."""
+    import gradio as gr
+
+    from serving.ui import build_ui
+
+    blocks = build_ui("http://127.0.0.1:9", sim_run=str(sim_run)).blocks.values()
+    ids = {b.elem_id for b in blocks if isinstance(b, (gr.Plot, gr.Gallery))}
+    assert ids == {i for v in PLOTS.values() for i in v}
+
+
+def _wait_drawn(page, tab: str) -> None:
+    page.wait_for_function(DRAWN, arg=PLOTS[tab])
+
+
 def test_click_through_every_tab(ui_server, tmp_path):
     pw = pytest.importorskip("playwright.sync_api")
     shots = []
@@ -71,43 +122,46 @@ def test_click_through_every_tab(ui_server, tmp_path):
         page.goto(f"{ui_server}/ui/")
         page.get_by_text("EvoSpikeNet Insight").first.wait_for()
 
+        def shot(name: str) -> None:
+            shots.append(tmp_path / f"{name}.png")
+            page.screenshot(path=shots[-1], full_page=True)
+
         page.locator("#gen-button").click()
-        page.wait_for_function(
-            "() => document.querySelector('#gen-output textarea')?.value.length > 0"
-            " && document.querySelectorAll('img').length >= 3"
-        )
-        shots.append(tmp_path / "generate.png")
-        page.screenshot(path=shots[-1], full_page=True)
+        page.wait_for_function("() => document.querySelector('#gen-output textarea')?.value.length > 0")
+        _wait_drawn(page, "generate")
+        shot("generate")
 
         page.get_by_role("tab", name="Classify").click()
         page.locator("#sent-button").click()
         page.get_by_text("positive").first.wait_for()
-        shots.append(tmp_path / "classify_sentiment.png")
-        page.screenshot(path=shots[-1], full_page=True)
+        _wait_drawn(page, "sentiment")
+        shot("classify_sentiment")
         page.get_by_role("tab", name="ECG").click()
         page.locator("#ecg-button").click()
         page.get_by_text("Class probabilities (AAMI)").first.wait_for()
-        page.wait_for_function(
-            "() => document.body.innerText.includes('N') && document.querySelectorAll('img').length >= 4"
-        )
-        shots.append(tmp_path / "classify_ecg.png")
-        page.screenshot(path=shots[-1], full_page=True)
+        _wait_drawn(page, "ecg")
+        assert "N" in page.locator("#ecg-probs").inner_text()
+        shot("classify_ecg")
 
         page.get_by_role("tab", name="Network").click()
-        before = page.locator("img").count()
         page.locator("#net-button").click()
-        page.wait_for_function(f"() => document.querySelectorAll('img').length >= {before + 4}")
-        shots.append(tmp_path / "network.png")
-        page.screenshot(path=shots[-1], full_page=True)
+        _wait_drawn(page, "network")
+        shot("network")
 
         page.get_by_role("tab", name="Multimodal").click()
         page.locator("#mm-button").click()
         page.wait_for_function(
             "() => (document.querySelector('#mm-answer textarea')?.value || '').length > 0"
         )
-        page.wait_for_timeout(2000)  # the three plots render after the answer arrives
-        shots.append(tmp_path / "multimodal.png")
-        page.screenshot(path=shots[-1], full_page=True)
+        _wait_drawn(page, "multimodal")
+        shot("multimodal")
+
+        page.get_by_role("tab", name="Simulation run").click()
+        assert "rates.png" in page.locator("#run-info").inner_text()
+        page.locator("#run-button").click()
+        _wait_drawn(page, "simulation run")
+        assert page.locator("#run-gallery img").count() >= 2
+        shot("simulation_run")
         browser.close()
     out = os.environ.get("EVOSPIKENET_SCREENSHOTS")
     for s in shots:

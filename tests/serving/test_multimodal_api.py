@@ -13,8 +13,8 @@ ARTIFACT = os.path.join("artifacts", "multimodal", "model")
 
 @pytest.fixture(scope="module")
 def mm_services(tmp_path_factory):
+    from serving.debug_models import make_debug_multimodal
     from serving.local import ModelPaths, Services
-    from serving.multimodal import make_debug_multimodal
 
     path = make_debug_multimodal(tmp_path_factory.mktemp("evospikenet-debug-models-mm") / "multimodal")
     return Services(ModelPaths(multimodal=path), kinds=("multimodal",))
@@ -27,7 +27,7 @@ def mm_client(mm_services):
     from serving.api import create_api
     from serving.local import LocalBackend
 
-    with TestClient(create_api(LocalBackend(mm_services))) as c:
+    with TestClient(create_api(LocalBackend(mm_services)), base_url="http://127.0.0.1") as c:
         yield c
 
 

@@ -1,0 +1,62 @@
+"""The console scripts as users run them, as subprocesses: ``evospikenet-serve`` and ``python -m
+serving.demo`` / ``serving.ui`` (exit status, help text, the demo's last JSON line). The server's own
+start and Ctrl-C stop are exercised by tests/security (its ``ray_server`` fixture requires exit status 0)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVE = str(Path(sys.executable).parent / "evospikenet-serve")
+
+
+def _run(args: list[str], timeout: float = 300, **env) -> subprocess.CompletedProcess:
+    e = {**os.environ, "OMP_NUM_THREADS": "1", **env}
+    e.pop("EVOSPIKENET_API_KEY", None)
+    return subprocess.run(args, cwd=ROOT, env=e, capture_output=True, text=True, timeout=timeout)
+
+
+def test_serve_help_names_its_options_with_an_example():
+    r = _run([SERVE, "--help"])
+    assert r.returncode == 0, r.stderr
+    for option in ("--model", "--host", "--port", "--allowed-host", "--generate-key", "--max-body-bytes",
+                   "--request-timeout", "--max-queued", "--expose-ray", "--sim-run", "--no-ui"):  # fmt: skip
+        assert option in r.stdout, option
+    assert "example:" in r.stdout and "evospikenet-serve --model" in r.stdout
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--port", "eighty"], "invalid int value"),
+    (["--host", "0.0.0.0"], "EVOSPIKENET_API_KEY"),
+    (["--expose-ray"], "EVOSPIKENET_API_KEY"),
+    (["--sim-run", "/nonexistent/run"], "--sim-run"),
+])  # fmt: skip
+def test_serve_refuses_bad_options_with_status_2(args, says):
+    r = _run([SERVE, *args])
+    assert r.returncode == 2 and says in r.stderr, (r.returncode, r.stderr[-500:])
+
+
+@pytest.mark.parametrize("module", ["serving.demo", "serving.ui"])
+def test_module_help(module):
+    r = _run([sys.executable, "-m", module, "--help"])
+    assert r.returncode == 0 and "example:" in r.stdout, r.stderr
+
+
+@pytest.mark.slow
+def test_demo_runs_every_endpoint_and_ends_with_a_json_line():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = _run([sys.executable, "-m", "serving.demo", "--port", str(port)], timeout=1200)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    last = json.loads(r.stdout.strip().splitlines()[-1])
+    assert last["ok"] is True and last["url"] == f"http://127.0.0.1:{port}"
+    assert set(last["status"]) == {"healthz", "generate", "insight", "sentiment", "ecg", "simulate", "ui"}
+    assert set(last["status"].values()) == {200}
