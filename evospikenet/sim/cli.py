@@ -34,7 +34,7 @@ DEFAULTS = {
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--scale", type=float, help="fraction of neurons (N_scaling; 1.0 = 77,169 neurons)")
+    p.add_argument("--scale", type=float, help="size (N_scaling; 1.0 = 77,169 neurons; > 1 keeps in-degrees)")
     p.add_argument("--k-scale", dest="k_scale", type=float, help="fraction of in-degrees (default: --scale)")
     p.add_argument("--drive", choices=["dc", "poisson"], help="background input: its mean as DC, or Poisson")
     p.add_argument("--thalamic", action="store_const", const=True, help="the thalamic pulse at 700 ms")

@@ -16,6 +16,9 @@ INM-6 ``microcircuit-PD14-model`` documentation). Derivations, written from the 
   by :math:`\sqrt{k}`, external in-degrees multiplied by ``k``, and the missing mean input added as DC,
   :math:`10^{-3} \tau_s (1 - \sqrt{k}) \sum_b J_{ab} K^{full}_{ab} \nu_b / N_a` (plus the Poisson term with
   Poisson drive), with :math:`\nu_b` the full network's published mean rates.
+* Up-scaling (``scale`` > 1, ``k_scale`` = 1): more neurons with the full model's in-degrees, so each pair is
+  connected with probability ``1 / scale`` of the original; rates stay those of the full network. It is how
+  the engine's procedural mode is exercised beyond the published size.
 * Thalamic input (optional): 902 Poisson sources at 120 Hz for 10 ms from 700 ms. Their synapse totals are
   scaled like the recurrent ones (by ``n_scale * k_scale``), which keeps each neuron's thalamic in-degree;
   NEST's example scales them by ``k_scale`` only.
@@ -70,17 +73,16 @@ NEURON = {
 class PD14Config:
     """What to build: size, drive and stimulus."""
 
-    scale: float = 1.0  # N_scaling: fraction of each population's neurons (1.0 = 77,169 neurons)
-    k_scale: float | None = None  # K_scaling: fraction of in-degrees; None = the same as ``scale``
+    scale: float = 1.0  # N_scaling: multiple of each population's size (1.0 = 77,169 neurons; > 1 up-scales)
+    k_scale: float | None = None  # K_scaling: fraction of in-degrees; None = ``scale`` below 1, else 1
     drive: str = "dc"  # background: "dc" (its mean as a constant current) or "poisson" (8 Hz per input)
     thalamic: bool = False  # the thalamic pulse (902 sources, 120 Hz, 700-710 ms)
     v0: str = "optimized"  # initial membrane potentials: "optimized" (per population) or "original"
     dt: float = 0.1  # time step (ms)
 
     def __post_init__(self) -> None:
-        k = self.scale if self.k_scale is None else self.k_scale
-        if not (0 < self.scale <= 1) or not (0 < k <= 1):
-            raise ValueError(f"scale and k_scale must be in (0, 1], got {self.scale} and {k}")
+        if not self.scale > 0 or not (0 < self.k <= 1):
+            raise ValueError(f"scale must be > 0 and k_scale in (0, 1], got {self.scale} and {self.k}")
         if self.drive not in ("dc", "poisson"):
             raise ValueError(f"drive must be 'dc' or 'poisson', got {self.drive!r}")
         if self.v0 not in ("optimized", "original"):
@@ -88,7 +90,7 @@ class PD14Config:
 
     @property
     def k(self) -> float:
-        return self.scale if self.k_scale is None else self.k_scale
+        return min(self.scale, 1.0) if self.k_scale is None else self.k_scale
 
 
 def psc_over_psp(c_m: float, tau_m: float, tau_syn: float) -> float:

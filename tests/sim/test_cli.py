@@ -87,8 +87,8 @@ def test_errors_are_named(tmp_path):
     bad.write_text("scale: 0.1  # ok\nstepz: 3  # typo\n")
     p = run_sim("pd14", "--config", str(bad), check=False)
     assert p.returncode != 0 and "stepz" in p.stderr
-    p = run_sim("pd14", "--scale", "2", "--out", str(tmp_path / "x"), check=False)
-    assert p.returncode == 2 and "scale" in p.stderr
+    p = run_sim("pd14", "--scale", "0.1", "--k-scale", "2", "--out", str(tmp_path / "x"), check=False)
+    assert p.returncode == 2 and "k_scale" in p.stderr
     p = run_sim("pd14", "--drive", "ac", check=False)
     assert p.returncode == 2 and "drive" in p.stderr
     p = run_sim("pd14", "--resume", str(tmp_path / "nothing"), check=False)

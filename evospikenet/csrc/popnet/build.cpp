@@ -84,7 +84,6 @@ void out_degrees(Net& net, int threads) {
             const int64_t total = net.K[blk];
             const int64_t nb = net.src[blk % net.n_src].size;
             if (total <= 0 || nb <= 0) continue;
-            if (total > INT32_MAX) throw std::runtime_error("a block holds more than 2^31 synapses");
             net.deg[blk].assign(nb, 0);
             split(net.deg[blk], net.key, (uint32_t)blk, 0, nb, total);
         }
