@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The checks that need a GPU, in priority order, for a session that is lent the GPU machine (device tool).
-# Untested so far: no session has been lent one yet. The image has Python 3.12, torch 2.11, lightning,
+# The image has Python 3.12, torch 2.11, lightning,
 # transformers, onnx and onnxruntime (CPU), but not snntorch or deepspeed: carry their wheels in
 # wheels/ (pip download --no-deps snntorch deepspeed -d wheels) and this script installs them.
 # Every step prints one JSON line or a pytest summary; $OUT (the device tool's output folder) gets the logs.
@@ -29,3 +29,9 @@ done
 
 # 4. ONNX graph's PyTorch reference on CUDA (the CUDA execution provider itself needs onnxruntime-gpu).
 python -m pytest -q -p no:cacheprovider tests/hub/test_export_onnx.py 2>&1 | tail -5 | tee "$OUT/onnx.txt"
+
+# 5. PD14 on the GPU: the torch backend's exact-mode parity with the native engine on cuda, then the full
+#    model (77,169 neurons, 299 M synapses) for 1 s of model time, DC drive; the JSON carries rtf.
+python -m pytest -q -p no:cacheprovider tests/sim/test_dynamics.py -k torch 2>&1 | tail -3 | tee "$OUT/pd14_parity.txt"
+timeout 900 python -m evospikenet.sim pd14 --backend torch --device cuda --scale 1.0 --drive dc --t-presim 100 \
+  --t-sim 1000 --out "$OUT/pd14_cuda" --no-progress 2>"$OUT/pd14_cuda.err" | tail -1 | tee "$OUT/pd14_cuda.json"
