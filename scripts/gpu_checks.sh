@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The checks that need a GPU, in priority order, for a session that is lent the GPU machine (device tool).
-# The image has Python 3.12, torch 2.11, lightning,
+# The checks that need a CUDA GPU, in priority order; run it on a machine with one (nothing here needs more).
+# Tested image: Python 3.12, torch 2.11, lightning,
 # transformers, onnx and onnxruntime (CPU), but not snntorch or deepspeed: carry their wheels in
 # wheels/ (pip download --no-deps snntorch deepspeed -d wheels) and this script installs them.
 # Every step prints one JSON line or a pytest summary; $OUT (the device tool's output folder) gets the logs.
