@@ -23,19 +23,25 @@ class SpikeEnergyCallback(pl.Callback):
     """Every ``every_n_steps`` training steps, log each layer's firing rate, the SOPs and the joules.
 
     Reads ``pl_module.spike_report() -> (rates: {layer: rate}, OpCounter)`` of the last batch and turns
-    the counts into energy with ``EnergyModel`` (compute only: ``SOPs * E_AC + MACs * E_MAC``, Horowitz
-    45 nm by default). Logged keys: ``spike_rate/<layer>``, ``energy/sops``, ``energy/macs``,
-    ``energy/step_j`` and ``energy/step_with_memory_j``; ``last`` keeps the last values as a dict.
+    the counts into energy with ``EnergyModel`` (compute: ``SOPs * E_AC + MACs * E_MAC + updates *
+    E_UPDATE``, Horowitz 45 nm by default, ``evospikenet.energy``). Logged keys: ``spike_rate/<layer>``,
+    ``energy/sops``, ``energy/macs``, ``energy/updates``, ``energy/step_j`` and
+    ``energy/step_with_memory_j``; ``last`` keeps the last values as a dict.
 
     Args:
         every_n_steps: logging period in optimiser steps.
         e_sop_pj: energy of one accumulate in pJ.
         e_mac_pj: energy of one multiply-accumulate in pJ.
+        e_update_pj: energy of one neuron-state update (one neuron, one step) in pJ.
     """
 
-    def __init__(self, every_n_steps: int = 10, e_sop_pj: float = 0.9, e_mac_pj: float = 4.6):
+    def __init__(
+        self, every_n_steps: int = 10, e_sop_pj: float = 0.9, e_mac_pj: float = 4.6, e_update_pj: float = 6.4
+    ):
         self.every = _check_every(every_n_steps)
-        self.energy = EnergyModel(e_sop_j=e_sop_pj * 1e-12, e_mac_j=e_mac_pj * 1e-12)
+        self.energy = EnergyModel(
+            e_sop_j=e_sop_pj * 1e-12, e_mac_j=e_mac_pj * 1e-12, e_update_j=e_update_pj * 1e-12
+        )
         self.last: dict[str, float] = {}
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
@@ -51,6 +57,7 @@ class SpikeEnergyCallback(pl.Callback):
             {
                 "energy/sops": rep.sops,
                 "energy/macs": rep.macs,
+                "energy/updates": rep.updates,
                 "energy/step_j": rep.compute_j,
                 "energy/step_with_memory_j": rep.with_memory_j,
             }

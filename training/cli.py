@@ -10,16 +10,25 @@ sets ``trainer.plugins``, and ``ResumeStateCallback`` (RNG states and in-epoch d
 checkpoint). A wrong key or type in a recipe is rejected by jsonargparse before anything is built, with a
 message naming the key. After a distributed run, every rank meets at a barrier and the process group is
 destroyed.
+
+Task pipelines (``make ecg``, ``make sst2``, ``make multimodal``) run recipes in process through
+:func:`build` (``LightningCLI(run=False)``: the trainer, model and data module of one or more ``--config``
+files and ``--key=value`` overrides, nothing run yet) and :func:`fit` (build, then ``trainer.fit``).
 """
 
 from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
 
 import torch.distributed as dist
 from lightning.pytorch.cli import LightningCLI
 
 from .checkpointing import ResumeStateCallback
 
-__all__ = ["main", "run_cli", "EvoSpikeNetCLI"]
+__all__ = ["main", "run_cli", "build", "fit", "EvoSpikeNetCLI"]
 
 TRAINER_DEFAULTS = {
     "plugins": [{"class_path": "training.checkpointing.AtomicCheckpointIO"}],
@@ -57,8 +66,32 @@ def run_cli(args: list[str] | None = None, run: bool = True) -> EvoSpikeNetCLI:
         args=args,
         run=run,
     )
-    _finish_distributed()
+    if run:
+        _finish_distributed()
     return cli
+
+
+def build(configs: Sequence[str | Path], *overrides: str) -> EvoSpikeNetCLI:
+    """The trainer, model and data module of the recipe ``configs`` (merged in order, later files win) with
+    ``overrides`` (``"--trainer.max_epochs=2"``), seeded by its ``seed_everything``; nothing is run."""
+    if not configs:
+        raise ValueError("configs must name at least one recipe file, got none")
+    for c in configs:
+        if not Path(c).is_file():
+            raise FileNotFoundError(f"recipe {str(c)!r} does not exist")
+    args = [a for c in configs for a in ("--config", str(c))] + list(overrides)
+    with warnings.catch_warnings():  # the pipeline's own argv is not the recipe's
+        warnings.filterwarnings("ignore", message=".*args. parameter is intended to run from within Python")
+        return run_cli(args, run=False)
+
+
+def fit(configs: Sequence[str | Path], *overrides: str, datamodule=None) -> tuple[EvoSpikeNetCLI, float]:
+    """:func:`build`, then ``trainer.fit`` on the recipe's data module (or ``datamodule``, e.g. one whose
+    data another run already loaded); returns the CLI and the seconds ``fit`` took."""
+    cli = build(configs, *overrides)
+    t0 = time.time()
+    cli.trainer.fit(cli.model, datamodule=datamodule if datamodule is not None else cli.datamodule)
+    return cli, time.time() - t0
 
 
 def main(args: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""LightningDataModules: tiny Shakespeare, SST-2, MIT-BIH and the scikit-learn digits.
+"""LightningDataModules: tiny Shakespeare, SST-2 and the scikit-learn digits (MIT-BIH: ``training.ecg``).
 
 Every module reads the project's data directory (``data_dir`` argument, else ``EVOSPIKENET_DATA_DIR``,
 else ``../shared/data``, else a ``FileNotFoundError`` that says what to do; see
@@ -12,7 +12,6 @@ import csv
 import os
 
 import lightning.pytorch as pl
-import numpy as np
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
@@ -23,7 +22,6 @@ from .loaders import TrainValLoaders, make_loader
 __all__ = [
     "TinyShakespeareDataModule",
     "SST2DataModule",
-    "MITBIHDataModule",
     "DigitsDataModule",
     "WindowDataset",
 ]
@@ -200,63 +198,6 @@ class SST2DataModule(TrainValLoaders, pl.LightningDataModule):
     def predict_dataloader(self):
         h = self.hparams
         return make_loader(self.predict_set, h.batch_size, False, h.seed, h.num_workers)
-
-
-class MITBIHDataModule(TrainValLoaders, pl.LightningDataModule):
-    """MIT-BIH beats (AAMI classes N, S, V, F, Q) via ``wfdb``, split within each record by time.
-
-    Items are ``{"x": (L,) float beat window, "rr": (6,) RR features, "labels": class}``; the beat
-    extraction is ``evospikenet.data.mitdb.load_beats``.
-
-    Args:
-        data_dir: directory of WFDB records (None: ``mitdb`` in the project data directory).
-        records: record names (None: every record found).
-        train_fraction: the first fraction of every record trains, the rest validates.
-        batch_size: beats per batch (per process).
-        max_beats: cap on beats per split (None: all), for debug runs.
-        seed: shuffling seed.
-        num_workers: DataLoader worker processes.
-    """
-
-    def __init__(
-        self,
-        data_dir: str | None = None,
-        records: list[str] | None = None,
-        train_fraction: float = 0.8,
-        batch_size: int = 64,
-        max_beats: int | None = None,
-        seed: int = 0,
-        num_workers: int = 0,
-    ):
-        super().__init__()
-        self.save_hyperparameters()
-        self.train_set = None
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
-        from evospikenet.data.mitdb import load_beats, split_by_time
-
-        h = self.hparams
-        beats = load_beats(h.data_dir, h.records)
-        sets = []
-        for part in split_by_time(beats, h.train_fraction):
-            n = _limit(len(part), h.max_beats, "max_beats")
-            sets.append(_BeatDataset(part.x[:n], part.rr[:n], part.y[:n]))
-        self.train_set, self.val_set = sets
-
-
-class _BeatDataset(Dataset):
-    def __init__(self, x: np.ndarray, rr: np.ndarray, y: np.ndarray):
-        self.x = torch.as_tensor(np.asarray(x, dtype=np.float32))  # (N, L)
-        self.rr = torch.as_tensor(np.asarray(rr, dtype=np.float32))  # (N, 6)
-        self.y = torch.as_tensor(np.asarray(y, dtype=np.int64))  # (N,)
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def __getitem__(self, i: int) -> dict:
-        return {"x": self.x[i], "rr": self.rr[i], "labels": self.y[i]}
 
 
 class DigitsDataModule(TrainValLoaders, pl.LightningDataModule):
