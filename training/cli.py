@@ -81,7 +81,7 @@ def build(configs: Sequence[str | Path], *overrides: str) -> EvoSpikeNetCLI:
             raise FileNotFoundError(f"recipe {str(c)!r} does not exist")
     args = [a for c in configs for a in ("--config", str(c))] + list(overrides)
     with warnings.catch_warnings():  # the pipeline's own argv is not the recipe's
-        warnings.filterwarnings("ignore", message=".*args. parameter is intended to run from within Python")
+        warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python")
         return run_cli(args, run=False)
 
 

@@ -8,14 +8,12 @@ else ``../shared/data``, else a ``FileNotFoundError`` that says what to do; see
 
 from __future__ import annotations
 
-import csv
-import os
-
 import lightning.pytorch as pl
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from evospikenet.data.paths import dataset_path
+from evospikenet.data.sst2 import read_sst2_tsv
 
 from .loaders import TrainValLoaders, make_loader
 
@@ -96,17 +94,6 @@ class TinyShakespeareDataModule(TrainValLoaders, pl.LightningDataModule):
         self.val_set = WindowDataset(val, h.seq_len, h.max_val_windows)
 
 
-def _read_tsv(path: os.PathLike, limit: int | None) -> tuple[list[str], list[int]]:
-    texts, labels = [], []
-    with open(path, encoding="utf-8", newline="") as f:
-        for row in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
-            texts.append(row["sentence"])
-            labels.append(int(row["label"]) if row.get("label") not in (None, "") else -1)
-            if limit is not None and len(texts) >= limit:
-                break
-    return texts, labels
-
-
 class _Encoded(Dataset):
     def __init__(self, enc: dict, labels: list[int]):
         self.ids = torch.tensor(enc["input_ids"], dtype=torch.long)  # (N, L)
@@ -165,9 +152,9 @@ class SST2DataModule(TrainValLoaders, pl.LightningDataModule):
                     raise
         if local is not None:
             return {
-                "train": _read_tsv(local / "train.tsv", h.max_train_samples),
-                "val": _read_tsv(local / "dev.tsv", h.max_val_samples),
-                "predict": _read_tsv(local / "test.tsv", h.max_val_samples),
+                "train": read_sst2_tsv(local / "train.tsv", h.max_train_samples),
+                "val": read_sst2_tsv(local / "dev.tsv", h.max_val_samples),
+                "predict": read_sst2_tsv(local / "test.tsv", h.max_val_samples),
             }
         import datasets
 

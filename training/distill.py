@@ -28,45 +28,20 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from evospikenet._validate import check_positive, check_probability
-from evospikenet.distill import DistillParams, distillation_loss, init_blocks_from_bert, project_embeddings
+from evospikenet.distill import (
+    EMBEDDING_KINDS,
+    DistillParams,
+    distillation_loss,
+    init_blocks_from_bert,
+    load_teacher_embeddings,
+    project_embeddings,
+    resolve_tokenizer_dir,
+)
 
 from .loaders import TrainValLoaders, make_loader
 from .modules import SequenceClassificationModule
 
-__all__ = [
-    "DistillSequenceClassificationModule",
-    "SST2DistillDataModule",
-    "resolve_tokenizer_dir",
-    "load_teacher_embeddings",
-]
-
-
-def resolve_tokenizer_dir(name: str) -> str:
-    """``"minilm"`` -> the all-MiniLM-L6-v2 directory; any other name or path is returned as is."""
-    if name == "minilm":
-        from evospikenet.distill import find_minilm_dir
-
-        return str(find_minilm_dir())
-    return name
-
-
-EMBEDDING_KINDS = ("input", "static")
-
-
-def load_teacher_embeddings(teacher_dir: str, kind: str = "input") -> torch.Tensor:
-    """(V, E) token embeddings of a ``transformers`` model directory (or ``"minilm"``): its input table
-    (``"input"``), or its last hidden state for each token alone (``"static"``)."""
-    from transformers import AutoModel, AutoTokenizer
-
-    if kind not in EMBEDDING_KINDS:
-        raise ValueError(f"init_embeddings_kind must be one of {EMBEDDING_KINDS}, got {kind!r}")
-    path = resolve_tokenizer_dir(teacher_dir)
-    model = AutoModel.from_pretrained(path)
-    if kind == "input":
-        return model.get_input_embeddings().weight.detach().clone()
-    from evospikenet.distill import static_token_embeddings
-
-    return static_token_embeddings(model, AutoTokenizer.from_pretrained(path))
+__all__ = ["DistillSequenceClassificationModule", "SST2DistillDataModule", "LengthBuckets", "trim_padding"]
 
 
 class DistillSequenceClassificationModule(SequenceClassificationModule):

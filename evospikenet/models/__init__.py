@@ -37,25 +37,11 @@ __all__ = [
 
 def register_auto_classes() -> None:
     """Register the spiking LM with the ``transformers`` Auto classes (safe to call twice)."""
-    try:
-        AutoConfig.register(MODEL_TYPE, SpikingEvoSpikeNetConfig, exist_ok=True)
-    except TypeError:
-        try:
-            AutoConfig.register(MODEL_TYPE, SpikingEvoSpikeNetConfig)
-        except ValueError:
-            pass
-
-    for auto, cls in (
-        (AutoModelForCausalLM, SpikingEvoSpikeNetForCausalLM),
-        (AutoModelForSequenceClassification, SpikingEvoSpikeNetForSequenceClassification),
-    ):
-        try:
-            auto.register(SpikingEvoSpikeNetConfig, cls, exist_ok=True)
-        except TypeError:  # older transformers without exist_ok
-            try:
-                auto.register(SpikingEvoSpikeNetConfig, cls)
-            except ValueError:
-                pass
+    AutoConfig.register(MODEL_TYPE, SpikingEvoSpikeNetConfig, exist_ok=True)
+    AutoModelForCausalLM.register(SpikingEvoSpikeNetConfig, SpikingEvoSpikeNetForCausalLM, exist_ok=True)
+    AutoModelForSequenceClassification.register(
+        SpikingEvoSpikeNetConfig, SpikingEvoSpikeNetForSequenceClassification, exist_ok=True
+    )
 
 
 register_auto_classes()

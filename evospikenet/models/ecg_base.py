@@ -18,6 +18,7 @@ class ECGConfigBase(PretrainedConfig):
     beat_after: int = 166  # samples from the R peak on (BeatWindow.after)
     downsample: int = 2  # keep every d-th sample of the window (BeatWindow.downsample)
     band: list = (0.5, 40.0)  # band-pass edges in Hz applied to the record before cutting
+    fs: float = 360.0  # sampling rate in Hz of the training records; records at another rate are rejected
     n_rr: int = 6  # number of RR features (evospikenet.data.mitdb.RR_FEATURES)
     n_classes: int = 5  # AAMI classes N, S, V, F, Q
     rr_mean: list | None = None  # training-set mean of each RR feature (None: 0)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from transformers import AutoConfig, AutoModel
 
-from .config import MM_MODEL_TYPE, SPECIAL_TOKENS, MultiModalEvoSpikeNetConfig
+from .config import MM_MODEL_TYPE, MultiModalEvoSpikeNetConfig
 from .encoders import EncoderOutput, SignalSpikeEncoder, SpikeEncoder, VisionSpikeEncoder
 from .model import MultiModalEvoSpikeNetForCausalLM
-from .tokenizer import WordTokenizer
+from .tokenizer import SPECIAL_TOKENS, WordTokenizer
 
 __all__ = [
     "MM_MODEL_TYPE",
@@ -29,20 +29,8 @@ __all__ = [
 
 def register_multimodal_auto_classes() -> None:
     """Register the config with ``AutoConfig`` and the model with ``AutoModel`` (safe to call twice)."""
-    try:
-        AutoConfig.register(MM_MODEL_TYPE, MultiModalEvoSpikeNetConfig, exist_ok=True)
-    except TypeError:  # older transformers without exist_ok
-        try:
-            AutoConfig.register(MM_MODEL_TYPE, MultiModalEvoSpikeNetConfig)
-        except ValueError:
-            pass
-    try:
-        AutoModel.register(MultiModalEvoSpikeNetConfig, MultiModalEvoSpikeNetForCausalLM, exist_ok=True)
-    except TypeError:
-        try:
-            AutoModel.register(MultiModalEvoSpikeNetConfig, MultiModalEvoSpikeNetForCausalLM)
-        except ValueError:
-            pass
+    AutoConfig.register(MM_MODEL_TYPE, MultiModalEvoSpikeNetConfig, exist_ok=True)
+    AutoModel.register(MultiModalEvoSpikeNetConfig, MultiModalEvoSpikeNetForCausalLM, exist_ok=True)
 
 
 register_multimodal_auto_classes()
