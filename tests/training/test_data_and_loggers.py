@@ -7,7 +7,8 @@ import pytest
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from training.datamodules import DigitsDataModule, MITBIHDataModule, SST2DataModule, TinyShakespeareDataModule
+from training.datamodules import DigitsDataModule, SST2DataModule, TinyShakespeareDataModule
+from training.ecg import MITBIHDataModule
 from training.loggers import OfflineSafeWandbLogger, wandb_should_be_offline
 from training.modules import STDPDigitsModule
 
@@ -53,11 +54,11 @@ def test_digits_split_is_stratified_and_scaled():
 
 
 def test_mitbih_one_record():
-    dm = MITBIHDataModule(records=["100"], max_beats=50, batch_size=10)
+    dm = MITBIHDataModule(records=["100"], max_train_beats=50, batch_size=10, downsample=2)
     dm.setup("fit")
-    b = next(iter(dm.train_dataloader()))
-    assert b["x"].shape == (10, 128) and b["rr"].shape == (10, 6) and b["labels"].dtype == torch.long
-    assert len(dm.train_set) == 50 and len(dm.val_set) == 50
+    x, rr, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (10, 128) and rr.shape == (10, 6) and y.dtype == torch.long
+    assert len(dm.train_set) == 50 and len(dm.val_set) > 0 and len(dm.test_set) > 0
 
 
 def test_wandb_goes_offline_without_key(monkeypatch, tmp_path):
