@@ -18,6 +18,7 @@ files and ``--key=value`` overrides, nothing run yet) and :func:`fit` (build, th
 
 from __future__ import annotations
 
+import argparse
 import time
 import warnings
 from collections.abc import Sequence
@@ -28,7 +29,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from .checkpointing import ResumeStateCallback
 
-__all__ = ["main", "run_cli", "build", "fit", "EvoSpikeNetCLI"]
+__all__ = ["main", "run_cli", "build", "fit", "parse_with_overrides", "pipeline_parser", "EvoSpikeNetCLI"]
 
 TRAINER_DEFAULTS = {
     "plugins": [{"class_path": "training.checkpointing.AtomicCheckpointIO"}],
@@ -92,6 +93,28 @@ def fit(configs: Sequence[str | Path], *overrides: str, datamodule=None) -> tupl
     t0 = time.time()
     cli.trainer.fit(cli.model, datamodule=datamodule if datamodule is not None else cli.datamodule)
     return cli, time.time() - t0
+
+
+def pipeline_parser(module: str, doc: str, example: str) -> argparse.ArgumentParser:
+    """The argument parser of a task pipeline ``python -m <module>``: its docstring's first line, one example."""
+    return argparse.ArgumentParser(
+        prog=f"python -m {module}",
+        description=doc.split("\n")[0],
+        epilog=f"example: {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def parse_with_overrides(parser: argparse.ArgumentParser, argv: list[str] | None):
+    """``parser``'s own arguments, and the ``--trainer.KEY=VALUE`` / ``--data.KEY=VALUE`` ones a pipeline
+    passes through to its recipes (anything else is an error naming it)."""
+    args, overrides = parser.parse_known_args(argv)
+    bad = [o for o in overrides if not o.startswith(("--trainer.", "--data."))]
+    if bad:
+        parser.error(
+            f"unrecognised arguments {bad}: only --trainer.KEY=VALUE and --data.KEY=VALUE pass through"
+        )
+    return args, overrides
 
 
 def main(args: list[str] | None = None) -> int:

@@ -51,29 +51,18 @@ class WindowDataset(Dataset):
 
 
 class TinyShakespeareDataModule(TrainValLoaders, pl.LightningDataModule):
-    """Causal-LM windows of tiny Shakespeare (90 % train / 10 % validation by characters).
-
-    Args:
-        data_dir: data directory (None: the project rule).
-        tokenizer: "byte" (257 ids) or "gpt2" (BPE from ``tokenizers/gpt2`` in the data directory).
-        seq_len: tokens per window.
-        batch_size: windows per batch (per process).
-        max_train_windows: cap on training windows (None: all), for debug runs.
-        max_val_windows: cap on validation windows (None: all).
-        seed: seed of the shuffling order (with the epoch).
-        num_workers: DataLoader worker processes.
-    """
+    """Causal-LM windows of tiny Shakespeare (90 % train / 10 % validation by characters)."""
 
     def __init__(
         self,
-        data_dir: str | None = None,
-        tokenizer: str = "byte",
-        seq_len: int = 128,
-        batch_size: int = 16,
-        max_train_windows: int | None = None,
-        max_val_windows: int | None = None,
-        seed: int = 0,
-        num_workers: int = 0,
+        data_dir: str | None = None,  # data directory (None: the project rule)
+        tokenizer: str = "byte",  # "byte" (257 ids) or "gpt2" (BPE from ``tokenizers/gpt2`` in the data directory)
+        seq_len: int = 128,  # tokens per window
+        batch_size: int = 16,  # windows per batch (per process)
+        max_train_windows: int | None = None,  # cap on training windows (None: all), for debug runs
+        max_val_windows: int | None = None,  # cap on validation windows (None: all)
+        seed: int = 0,  # seed of the shuffling order (with the epoch)
+        num_workers: int = 0,  # DataLoader worker processes
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -108,32 +97,19 @@ class _Encoded(Dataset):
 
 
 class SST2DataModule(TrainValLoaders, pl.LightningDataModule):
-    """GLUE SST-2 sentiment: train.tsv / dev.tsv (validation and test) / test.tsv (predict, no labels).
-
-    Args:
-        data_dir: data directory (None: the project rule).
-        source: "local" (TSVs in ``<data>/sst2``), "hub" (``datasets.load_dataset("glue", "sst2")``), or
-            "auto" (local if present, else hub).
-        tokenizer: "byte" or "gpt2".
-        max_len: tokens per sentence (right-padded / truncated).
-        batch_size: sentences per batch (per process).
-        max_train_samples: cap on training sentences (None: all), for debug runs.
-        max_val_samples: cap on dev sentences (None: all 872).
-        seed: shuffling seed.
-        num_workers: DataLoader worker processes.
-    """
+    """GLUE SST-2 sentiment: train.tsv / dev.tsv (validation and test) / test.tsv (predict, no labels)."""
 
     def __init__(
         self,
-        data_dir: str | None = None,
-        source: str = "auto",
-        tokenizer: str = "byte",
-        max_len: int = 64,
-        batch_size: int = 32,
-        max_train_samples: int | None = None,
-        max_val_samples: int | None = None,
-        seed: int = 0,
-        num_workers: int = 0,
+        data_dir: str | None = None,  # data directory (None: the project rule)
+        source: str = "auto",  # "local" (TSVs in ``<data>/sst2``), "hub" (``datasets.load_dataset("glue", "sst2")``), or "auto" (local if present, else hub)
+        tokenizer: str = "byte",  # "byte" or "gpt2"
+        max_len: int = 64,  # tokens per sentence (right-padded / truncated)
+        batch_size: int = 32,  # sentences per batch (per process)
+        max_train_samples: int | None = None,  # cap on training sentences (None: all), for debug runs
+        max_val_samples: int | None = None,  # cap on dev sentences (None: all 872)
+        seed: int = 0,  # shuffling seed
+        num_workers: int = 0,  # DataLoader worker processes
     ):
         super().__init__()
         if source not in ("auto", "local", "hub"):

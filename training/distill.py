@@ -47,7 +47,7 @@ __all__ = ["DistillSequenceClassificationModule", "SST2DistillDataModule", "Leng
 class DistillSequenceClassificationModule(SequenceClassificationModule):
     """Sequence classification trained on soft teacher labels mixed with the hard ones.
 
-    Args (besides those of ``HFModelModule``):
+    Args (``**kwargs`` are those of ``HFModelModule``: ``model``, ``model_config``, ``lr``, ...):
         temperature: distillation temperature tau (> 0).
         alpha: weight of the soft term (0: hard labels only, the from-scratch control).
         init_embeddings: teacher directory (or "minilm") whose token embeddings initialise the student's.
@@ -66,24 +66,18 @@ class DistillSequenceClassificationModule(SequenceClassificationModule):
 
     def __init__(
         self,
-        model: str = "spiking_lm",
-        model_config: dict | None = None,
-        lr: float = 1e-3,
-        weight_decay: float = 0.01,
-        betas: tuple[float, float] = (0.9, 0.95),
-        warmup_steps: int = 0,
         temperature: float = 2.0,
         alpha: float = 0.5,
         init_embeddings: str | None = None,
-        lr_schedule: str = "constant",
         init_embeddings_kind: str = "input",
         init_blocks: str | None = None,
         init_blocks_layers: list[int] | None = None,
         feature_teacher: str | None = None,
         feature_layers: list[int] | None = None,
         feature_weight: float = 1.0,
+        **kwargs,
     ):
-        super().__init__(model, model_config, lr, weight_decay, betas, warmup_steps, lr_schedule)
+        super().__init__(**kwargs)
         check_probability("alpha", alpha)
         check_positive("temperature", temperature)
         check_positive("feature_weight", feature_weight)
@@ -213,47 +207,27 @@ def _first(items: list):
 
 
 class SST2DistillDataModule(TrainValLoaders, pl.LightningDataModule):
-    """SST-2 train/dev with a Hugging Face tokenizer and, optionally, cached teacher soft labels.
-
-    Args:
-        data_dir: data directory (None: the project rule, ``evospikenet.data.paths``).
-        tokenizer: tokenizer directory or repo id, or "minilm" (the teacher's WordPiece).
-        max_len: tokens per sentence (right-padded / truncated).
-        batch_size: sentences per batch.
-        max_train_samples: cap on training phrases (None: all).
-        max_val_samples: cap on dev sentences (None: all 872).
-        teacher: classifier directory whose logits become soft labels (None: hard labels only).
-        soft_label_cache: root of the soft-label cache.
-        teacher_batch_size: texts per teacher forward call.
-        seed: shuffling seed.
-        num_workers: DataLoader worker processes.
-        bucket: train on length-bucketed batches (``LengthBuckets``), each padded only to its longest row.
-        augment_copies: perturbed variants of every training phrase of at least ``augment_min_words`` words,
-            labelled by the teacher (``evospikenet.distill.augment_texts``; 0: none; needs ``teacher``).
-            Their hard label is the teacher's argmax: the perturbation may have changed the sentiment.
-        augment_min_words: shortest phrase that is augmented (words).
-        augment_p_mask: per-word probability of the tokenizer's mask token in a variant.
-        augment_p_replace: per-word probability of a random corpus word in a variant.
-    """
+    """SST-2 train/dev with a Hugging Face tokenizer and, optionally, cached teacher soft labels."""
 
     def __init__(
         self,
-        data_dir: str | None = None,
-        tokenizer: str = "minilm",
-        max_len: int = 48,
-        batch_size: int = 64,
-        max_train_samples: int | None = None,
-        max_val_samples: int | None = None,
-        teacher: str | None = None,
-        soft_label_cache: str = "artifacts/sst2/soft_labels",
-        teacher_batch_size: int = 128,
-        seed: int = 0,
-        num_workers: int = 0,
-        bucket: bool = True,
-        augment_copies: int = 0,
-        augment_min_words: int = 10,
-        augment_p_mask: float = 0.1,
-        augment_p_replace: float = 0.1,
+        data_dir: str | None = None,  # data directory (None: the project rule, ``evospikenet.data.paths``)
+        tokenizer: str = "minilm",  # tokenizer directory or repo id, or "minilm" (the teacher's WordPiece)
+        max_len: int = 48,  # tokens per sentence (right-padded / truncated)
+        batch_size: int = 64,  # sentences per batch
+        max_train_samples: int | None = None,  # cap on training phrases (None: all)
+        max_val_samples: int | None = None,  # cap on dev sentences (None: all 872)
+        teacher: str
+        | None = None,  # classifier directory whose logits become soft labels (None: hard labels only).
+        soft_label_cache: str = "artifacts/sst2/soft_labels",  # root of the soft-label cache
+        teacher_batch_size: int = 128,  # texts per teacher forward call
+        seed: int = 0,  # shuffling seed
+        num_workers: int = 0,  # DataLoader worker processes
+        bucket: bool = True,  # train on length-bucketed batches (``LengthBuckets``), each padded only to its longest row
+        augment_copies: int = 0,  # perturbed variants of every training phrase of at least ``augment_min_words`` words, labelled by the teacher (``evospikenet.distill.augment_texts``; 0: none; needs ``teacher``). Their hard label is the teacher's argmax: the perturbation may have changed the sentiment
+        augment_min_words: int = 10,  # shortest phrase that is augmented (words)
+        augment_p_mask: float = 0.1,  # per-word probability of the tokenizer's mask token in a variant
+        augment_p_replace: float = 0.1,  # per-word probability of a random corpus word in a variant
     ):
         super().__init__()
         from evospikenet.distill import AugmentConfig

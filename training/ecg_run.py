@@ -21,7 +21,6 @@ line is one JSON object (the headline figures).
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ import numpy as np
 from evospikenet.data.mitdb import AAMI_CLASSES, de_chazal_split, list_records
 from evospikenet.energy import INTEGER_45NM
 
-from .cli import fit
+from .cli import fit, parse_with_overrides, pipeline_parser
 from .eval_ecg import evaluate_beats
 
 __all__ = ["main", "run_models", "GOALS"]
@@ -150,10 +149,8 @@ def _headline(res: dict, ratios: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m training.ecg_run",
-        description=__doc__.split("\n")[0],
-        epilog="example: python -m training.ecg_run --tune --trainer.max_epochs=4",
+    ap = pipeline_parser(
+        "training.ecg_run", __doc__, "python -m training.ecg_run --tune --trainer.max_epochs=4"
     )
     ap.add_argument("--spiking", default="recipes/ecg/spiking.yaml", help="recipe of the spiking net")
     ap.add_argument("--twin", default="recipes/ecg/twin.yaml", help="recipe of the float twin")
@@ -162,10 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--tune", action="store_true", help="score on the validation slices (choices), not the test"
     )
-    args, overrides = ap.parse_known_args(argv)
-    bad = [o for o in overrides if not o.startswith(("--trainer.", "--data."))]
-    if bad:
-        ap.error(f"unrecognised arguments {bad}: only --trainer.KEY=VALUE and --data.KEY=VALUE pass through")
+    args, overrides = parse_with_overrides(ap, argv)
     t0 = time.time()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -16,14 +16,13 @@ goes to ``--out/results.json``; the last stdout line is the same JSON without th
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .cli import fit
+from .cli import fit, parse_with_overrides, pipeline_parser
 from .eval_multimodal import score_answers
 
 __all__ = ["main", "evaluate"]
@@ -65,18 +64,12 @@ def evaluate(model, dm, ecg_model: str | None = None, batch_size: int = 512) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m training.multimodal_run",
-        description=__doc__.split("\n")[0],
-        epilog="example: python -m training.multimodal_run --recipe recipes/multimodal/debug.yaml --out /tmp/mm",
-    )
+    example = "python -m training.multimodal_run --recipe recipes/multimodal/debug.yaml --out /tmp/mm"
+    p = pipeline_parser("training.multimodal_run", __doc__, example)
     p.add_argument("--recipe", default="recipes/multimodal/full.yaml", help="LightningCLI YAML recipe")
     p.add_argument("--out", default="artifacts/multimodal", help="output directory")
     p.add_argument("--ecg-model", default="artifacts/ecg/model", help="saved ECG classifier to compare with")
-    args, overrides = p.parse_known_args(argv)
-    bad = [o for o in overrides if not o.startswith(("--trainer.", "--data."))]
-    if bad:
-        p.error(f"unrecognised arguments {bad}: only --trainer.KEY=VALUE and --data.KEY=VALUE pass through")
+    args, overrides = parse_with_overrides(p, argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cli, secs = fit([args.recipe], *overrides, f"--trainer.default_root_dir={out}")

@@ -22,14 +22,13 @@ process through ``training.cli.fit`` (the trainer, logs and checkpoints of ``evo
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import time
 from pathlib import Path
 
-from .cli import fit
+from .cli import fit, pipeline_parser
 
 __all__ = ["main"]
 
@@ -74,11 +73,8 @@ def _train(name: str, recipe: str, args) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m training.sst2_run",
-        description="SST-2 teacher + spiking students",
-        epilog="example: python -m training.sst2_run --student-steps 20 --max-train-samples 512 --skip-scratch",
-    )
+    example = "python -m training.sst2_run --student-steps 20 --max-train-samples 512 --skip-scratch"
+    p = pipeline_parser("training.sst2_run", __doc__, example)
     p.add_argument("--data-dir", default=None, help="project data directory (default: the project rule)")
     p.add_argument("--teacher-steps", type=int, default=700, help="teacher fine-tuning steps (batch 32)")
     p.add_argument(
