@@ -25,11 +25,39 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch.distributed as dist
+from jsonargparse import DefaultHelpFormatter
 from lightning.pytorch.cli import LightningCLI
 
 from .checkpointing import ResumeStateCallback
 
 __all__ = ["main", "run_cli", "build", "fit", "parse_with_overrides", "pipeline_parser", "EvoSpikeNetCLI"]
+
+DESCRIPTION = """Train EvoSpikeNet models from YAML recipes (recipes/*/*.yaml) with Lightning.
+
+subcommands: fit (train), validate, test, predict (the last three with --ckpt_path).
+main options: --config FILE (repeatable: later files override earlier ones);
+  --trainer.KEY=VALUE, --model.init_args.KEY=VALUE, --data.init_args.KEY=VALUE (one key);
+  --ckpt_path PATH|last (resume or load a checkpoint); --print_config (the resolved recipe)."""
+EXAMPLE = "example: evospikenet-train fit --config recipes/lm/debug.yaml --trainer.max_steps=100"
+CKPT_EXAMPLE = "--config recipes/lm/debug.yaml --ckpt_path artifacts/runs/lm_debug/checkpoints/last.ckpt"
+
+
+class _HelpFormatter(DefaultHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """jsonargparse's help, with the description and example kept as written."""
+
+
+PARSER_KWARGS = {
+    "description": DESCRIPTION,
+    "epilog": EXAMPLE,
+    "formatter_class": _HelpFormatter,
+    **{
+        sub: {
+            "epilog": EXAMPLE if sub == "fit" else f"example: evospikenet-train {sub} {CKPT_EXAMPLE}",
+            "formatter_class": _HelpFormatter,
+        }
+        for sub in ("fit", "validate", "test", "predict")
+    },
+}
 
 TRAINER_DEFAULTS = {
     "plugins": [{"class_path": "training.checkpointing.AtomicCheckpointIO"}],
@@ -64,6 +92,7 @@ def run_cli(args: list[str] | None = None, run: bool = True) -> EvoSpikeNetCLI:
         subclass_mode_data=True,
         trainer_defaults=TRAINER_DEFAULTS,
         save_config_kwargs={"overwrite": True},
+        parser_kwargs=PARSER_KWARGS,
         args=args,
         run=run,
     )
