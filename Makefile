@@ -1,7 +1,8 @@
 # EvoSpikeNet — every set-up step lives here; a fresh clone needs only `make demo` and `make test`.
 #
 #   make demo        the main job (installs first): simulate a plastic network on the integer core, train the
-#                    spiking LM's debug recipe, save it, serve it on 127.0.0.1, send one request of each kind, stop
+#                    spiking LM's demo recipe (about two minutes) and print a sample, save it, serve it on
+#                    127.0.0.1, send one request of each kind, stop
 #   make test        create .venv/, install everything the tests use, run every test (slow ones included:
 #                    the whole suite fits in about 15 minutes here)
 #   make test-fast   everything but the `slow` marker
@@ -50,7 +51,7 @@ demo-core: install
 	$(PY) -m evospikenet.demo --out artifacts/demo
 
 demo-train: install
-	OMP_NUM_THREADS=1 $(PY) -m training.cli fit --config recipes/lm/debug.yaml
+	OMP_NUM_THREADS=1 $(PY) -m training.cli fit --config recipes/lm/demo.yaml
 
 demo-serve: install
 	$(PY) -m serving.demo --model artifacts/spiking_lm_debug $(if $(wildcard artifacts/sst2/student_distilled/config.json),--sentiment artifacts/sst2/student_distilled)
@@ -75,9 +76,10 @@ nest-venv: .venv-nest/.installed
 olah-venv:
 	test -x .venv-olah/bin/olah-cli || ($(PYTHON) -m venv .venv-olah && PIP_CONSTRAINT= .venv-olah/bin/pip install olah==0.5.4)
 
-# ECG arrhythmia on MIT-BIH: trains the spiking classifier and the ResNet-18-1D baseline, evaluates both.
+# ECG arrhythmia on MIT-BIH: trains the spiking classifier, its float twin and ResNet-18-1D on the first 80 % of
+# every record, scores them once on the last 20 % (artifacts/ecg/results.json, docs/ecg.md).
 ecg: install
-	OMP_NUM_THREADS=1 $(PY) -m training.ecg_run --spiking recipes/ecg/spiking.yaml --baseline recipes/ecg/resnet18.yaml --out artifacts/ecg
+	OMP_NUM_THREADS=1 $(PY) -m training.ecg_run --out artifacts/ecg
 
 # SST-2 sentiment: fine-tunes the MiniLM teacher, labels the training set, trains the spiking student from
 # scratch and with distillation, evaluates both on dev (artifacts/sst2/).

@@ -17,7 +17,6 @@ __all__ = [
     "check_probability",
     "check_int_range",
     "check_tensor",
-    "check_finite",
 ]
 
 
@@ -85,11 +84,4 @@ def check_tensor(
         raise ValueError(f"{name} must have dtype in ({names}), got {str(x.dtype).replace('torch.', '')}")
     if last_dim is not None and (x.ndim == 0 or x.shape[-1] != last_dim):
         raise ValueError(f"{name} must have last dimension {last_dim}, got shape {tuple(x.shape)}")
-    return x
-
-
-def check_finite(name: str, x: torch.Tensor) -> torch.Tensor:
-    """Raise ``ValueError`` naming ``name`` if a floating tensor holds NaN or inf."""
-    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} contains NaN or inf values")
     return x

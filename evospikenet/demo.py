@@ -4,7 +4,8 @@
 connectivity, Poisson drive, and three plasticity rules on the excitatory recurrent synapses: integer STDP,
 integer homeostasis holding the excitatory rate near 10 Hz, and buffered structural plasticity that prunes
 weak synapses and grows new ones in one batched CSR rebuild every 250 steps. Writes ``raster.png`` (spike
-raster and population rates) and ``summary.json`` (rates, synapse counts, weight statistics, energy).
+raster and population rates) and ``summary.json`` (rates, synapse counts, weight statistics, energy priced
+with ``evospikenet.energy.INTEGER_45NM``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 
 from .core import Network, PoissonInput, Population, Projection, SpikeMonitor, fixed_probability
 from .core.csr import bytes_per_synapse
-from .energy import EnergyModel
+from .energy import INTEGER_45NM
 from .plasticity import STDP, Homeostasis, StructuralPlasticity
 
 __all__ = ["build_demo_network", "run_demo", "main"]
@@ -109,7 +110,7 @@ def run_demo(
     exc_mon, inh_mon = net.monitors
     seconds = n_steps * net.dt
     last = exc_mon.t >= n_steps - 1000  # the last second, after homeostasis settled
-    report = net.energy(EnergyModel(weight_bits=8, state_bits=16))
+    report = net.energy(INTEGER_45NM)  # every op priced at integer widths
     structural = net.rules[2]
     summary = {
         "steps": n_steps,
@@ -138,11 +139,17 @@ def run_demo(
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``python -m evospikenet.demo [--out DIR] [--steps N] [--seed S]``."""
-    ap = argparse.ArgumentParser(prog="evospikenet-demo", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        prog="evospikenet-demo",
+        description=__doc__.splitlines()[0] + " Prints summary.json's content as the last stdout line.",
+        epilog="example: evospikenet-demo --out artifacts/demo --steps 1000",
+    )
     ap.add_argument("--out", default="artifacts/demo", help="output directory (default: artifacts/demo)")
     ap.add_argument("--steps", type=int, default=3000, help="simulation steps of 1 ms (default: 3000)")
     ap.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     args = ap.parse_args(argv)
+    if args.steps < 1:
+        ap.error(f"--steps must be a positive integer, got {args.steps}")
     # 500 neurons: intra-op threads only add synchronisation overhead to each small step.
     torch.set_num_threads(1)
     summary = run_demo(args.out, args.steps, args.seed, progress=sys.stderr.isatty())

@@ -1,16 +1,28 @@
 r"""Operation counting and the energy model behind every energy figure in the project.
 
-Constants (45 nm CMOS, Horowitz, "Computing's energy problem", ISSCC 2014), the standard in the SNN
-literature:
+Constants are per operation in 45 nm CMOS (Horowitz, "Computing's energy problem", ISSCC 2014), the standard in
+the SNN literature. Floating point (the float models, and the float run of a spiking model):
 
-* ``E_AC = 0.9 pJ`` per accumulate: a synaptic operation (SOP) adds a weight when a spike arrives;
-* ``E_MAC = 4.6 pJ`` per 32-bit float multiply-accumulate of a conventional (ANN) layer;
-* ``E_SRAM = 5 pJ`` per 32-bit read or write from an 8 kB SRAM (the memory-inclusive estimate), scaled by
-  the width of the word (an int8 weight costs ``5 pJ * 8 / 32``).
+* ``E_AC = 0.9 pJ``: one 32-bit float add. A synaptic operation (SOP) adds a weight when a spike arrives;
+* ``E_MAC = 4.6 pJ``: one 32-bit float multiply (3.7 pJ) plus add (0.9 pJ), a conventional layer's MAC;
+* ``E_UPDATE = 6.4 pJ``: one LIF state update, one neuron for one step: leak and integrate
+  ``H = beta V + I`` (a multiply and an add, 4.6 pJ), the threshold compare (an add, 0.9 pJ) and the reset
+  by subtraction (an add, 0.9 pJ, counted at every step whether or not the neuron fired).
 
-Compute-only energy is ``E = SOPs * E_AC + MACs * E_MAC``. The memory-inclusive estimate adds, per SOP, one
-weight read; per MAC, a weight and an activation read; and per neuron update, a read and a write of the
-membrane state — the accesses an event-driven core or an accelerator's datapath performs when nothing is
+Integer (``INTEGER_45NM``, the integer core: INT8 weights and spikes, INT16 membranes, INT32 accumulators):
+
+* SOP ``0.1 pJ``: one 32-bit integer add (an INT8 weight into the INT32 accumulator);
+* MAC ``0.3 pJ``: an 8-bit integer multiply (0.2 pJ) plus the 32-bit add;
+* update ``0.25 pJ``: the shift leak ``V - (V >> k)`` (a 16-bit subtract, 0.05 pJ; the shift is wiring),
+  the 32-bit add of the input current (0.1 pJ), the 16-bit compare and the 16-bit reset subtract (0.05 pJ
+  each; Horowitz gives 0.03 pJ for 8 and 0.1 pJ for 32 bits, 16 bits is taken as 0.05 pJ).
+
+Memory: ``E_SRAM = 5 pJ`` per 32-bit read or write from an 8 kB SRAM, scaled by the width of the word (an int8
+weight costs ``5 pJ * 8 / 32``).
+
+Compute energy is ``E = SOPs E_AC + MACs E_MAC + updates E_UPDATE``. The memory-inclusive estimate adds, per
+SOP, one weight read; per MAC, a weight and an activation read; and per neuron update, a read and a write of
+the membrane state: the accesses an event-driven core or an accelerator's datapath performs when nothing is
 cached in registers:
 
 .. math::
@@ -18,7 +30,9 @@ cached in registers:
     E_{mem} = E + E_{SRAM} \Big(\mathrm{SOPs}\,\tfrac{b_w}{32} + \mathrm{MACs}\,(\tfrac{b_w}{32} + \tfrac{b_a}{32})
               + 2\,\mathrm{updates}\,\tfrac{b_v}{32}\Big)
 
-``OpCounter`` accumulates counts per layer name; ``EnergyModel.report(counter)`` turns them into joules.
+Every spiking model counts the updates of every population it steps; float work a spiking model does besides
+its SOPs (an encoder convolution, the spiking LM's TAS encoder, LayerNorms) is counted as MACs. ``OpCounter``
+accumulates counts per layer name; ``EnergyModel.report(counter)`` turns them into joules.
 """
 
 from __future__ import annotations
@@ -33,6 +47,7 @@ __all__ = [
     "EnergyReport",
     "OpCounter",
     "HOROWITZ_45NM",
+    "INTEGER_45NM",
     "linear_sops",
     "linear_macs",
     "conv_macs",
@@ -41,10 +56,11 @@ __all__ = [
 
 @dataclass(frozen=True)
 class EnergyModel:
-    """Energy constants in joules; the defaults are Horowitz 2014 at 45 nm."""
+    """Energy constants in joules; the defaults are Horowitz 2014 at 45 nm, 32-bit float (module docstring)."""
 
-    e_sop_j: float = 0.9e-12  # one accumulate (synaptic operation)
-    e_mac_j: float = 4.6e-12  # one 32-bit multiply-accumulate
+    e_sop_j: float = 0.9e-12  # one accumulate (synaptic operation): a 32-bit float add
+    e_mac_j: float = 4.6e-12  # one 32-bit float multiply-accumulate
+    e_update_j: float = 6.4e-12  # one LIF state update (leak + integrate, compare, reset) per neuron and step
     e_sram_32b_j: float = 5e-12  # one 32-bit SRAM access (8 kB array)
     weight_bits: int = 32  # width of a stored weight (8 on the integer path)
     act_bits: int = 32  # width of an ANN activation
@@ -56,7 +72,7 @@ class EnergyModel:
         per_layer_mem: dict[str, float] = {}
         for name in counter.layers():
             s, m, u = counter.sops[name], counter.macs[name], counter.updates[name]
-            compute = s * self.e_sop_j + m * self.e_mac_j
+            compute = s * self.e_sop_j + m * self.e_mac_j + u * self.e_update_j
             mem = self.e_sram_32b_j * (
                 s * self.weight_bits / 32
                 + m * (self.weight_bits + self.act_bits) / 32
@@ -67,18 +83,22 @@ class EnergyModel:
         return EnergyReport(
             sops=counter.total_sops,
             macs=counter.total_macs,
+            updates=counter.total_updates,
             compute_j=sum(per_layer.values()),
             with_memory_j=sum(per_layer_mem.values()),
             per_layer_j=per_layer,
             per_layer_with_memory_j=per_layer_mem,
         )
 
-    def compute_j(self, sops: float = 0.0, macs: float = 0.0) -> float:
-        """``SOPs * E_AC + MACs * E_MAC``."""
-        return sops * self.e_sop_j + macs * self.e_mac_j
+    def compute_j(self, sops: float = 0.0, macs: float = 0.0, updates: float = 0.0) -> float:
+        """``SOPs * E_AC + MACs * E_MAC + updates * E_UPDATE``."""
+        return sops * self.e_sop_j + macs * self.e_mac_j + updates * self.e_update_j
 
 
 HOROWITZ_45NM = EnergyModel()
+INTEGER_45NM = EnergyModel(
+    e_sop_j=0.1e-12, e_mac_j=0.3e-12, e_update_j=0.25e-12, weight_bits=8, act_bits=8, state_bits=16
+)
 
 
 @dataclass
@@ -87,6 +107,7 @@ class EnergyReport:
 
     sops: float
     macs: float
+    updates: float
     compute_j: float
     with_memory_j: float
     per_layer_j: dict[str, float] = field(default_factory=dict)
@@ -97,6 +118,7 @@ class EnergyReport:
         return {
             "sops": self.sops,
             "macs": self.macs,
+            "updates": self.updates,
             "energy_j": self.compute_j,
             "energy_with_memory_j": self.with_memory_j,
             "per_layer_j": dict(self.per_layer_j),
@@ -138,6 +160,10 @@ class OpCounter:
     @property
     def total_macs(self) -> float:
         return float(sum(self.macs.values()))
+
+    @property
+    def total_updates(self) -> float:
+        return float(sum(self.updates.values()))
 
     def merge(self, other: OpCounter) -> OpCounter:
         """Add another counter's counts into this one; returns ``self``."""

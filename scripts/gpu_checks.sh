@@ -21,8 +21,9 @@ timeout 300 python benchmarks/core.py --quick --only train_step 2>"$OUT/core_ben
 timeout 300 python benchmarks/lm.py --quick 2>"$OUT/lm_bench.err" | tail -1 | tee "$OUT/lm_bench.json"
 
 # 3. bf16 and DeepSpeed ZeRO-2 with one device (several GPUs are not available on the lent machine).
-for recipe in ddp_bf16 deepspeed_zero2_bf16; do
-  timeout 240 python -m training.cli fit --config "recipes/gpu/$recipe.yaml" --trainer.devices=1 \
+for recipe in base deepspeed_zero2; do
+  overlay=(); [ "$recipe" != base ] && overlay=(--config "recipes/gpu/$recipe.yaml")
+  timeout 240 python -m training.cli fit --config recipes/gpu/base.yaml "${overlay[@]}" --trainer.devices=1 \
     --trainer.max_steps=50 >"$OUT/$recipe.log" 2>&1
   echo "{\"recipe\": \"$recipe\", \"rc\": $?}" | tee -a "$OUT/recipes.json"
 done

@@ -14,7 +14,8 @@ def test_compute_energy_formula():
     c.add_macs("fc2", 10)
     c.add_updates("fc1", 50)
     rep = energy.HOROWITZ_45NM.report(c)
-    assert rep.compute_j == pytest.approx(1000 * 0.9e-12 + 10 * 4.6e-12)
+    assert rep.compute_j == pytest.approx(1000 * 0.9e-12 + 10 * 4.6e-12 + 50 * 6.4e-12)
+    assert rep.updates == 50
     mem = 5e-12 * (1000 * 1 + 10 * 2 + 2 * 50 * 1)
     assert rep.with_memory_j == pytest.approx(rep.compute_j + mem)
     assert set(rep.per_layer_j) == {"fc1", "fc2"}
@@ -27,7 +28,22 @@ def test_integer_widths_cut_memory_energy():
     wide = energy.EnergyModel().report(c).with_memory_j
     narrow = energy.EnergyModel(weight_bits=8, state_bits=16).report(c).with_memory_j
     assert narrow < wide
-    assert narrow - 100 * 0.9e-12 == pytest.approx(5e-12 * (100 * 8 / 32 + 2 * 10 * 16 / 32))
+    assert narrow - 100 * 0.9e-12 - 10 * 6.4e-12 == pytest.approx(5e-12 * (100 * 8 / 32 + 2 * 10 * 16 / 32))
+
+
+def test_integer_prices_each_operation_at_integer_widths():
+    c = energy.OpCounter()
+    c.add_sops("l", 100)
+    c.add_macs("enc", 10)
+    c.add_updates("l", 20)
+    rep = energy.INTEGER_45NM.report(c)
+    assert rep.compute_j == pytest.approx(100 * 0.1e-12 + 10 * 0.3e-12 + 20 * 0.25e-12)
+    mem = 5e-12 * (100 * 8 / 32 + 10 * (8 + 8) / 32 + 2 * 20 * 16 / 32)
+    assert rep.with_memory_j == pytest.approx(rep.compute_j + mem)
+    assert (
+        energy.INTEGER_45NM.compute_j(sops=1, macs=1, updates=1)
+        < energy.HOROWITZ_45NM.compute_j(1, 1, 1) / 10
+    )
 
 
 def test_linear_counts():

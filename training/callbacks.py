@@ -1,4 +1,4 @@
-"""Training callbacks: spike rate and energy, structural plasticity, ``save_pretrained`` export.
+"""Training callbacks: spike rate and energy, structural plasticity, ``save_pretrained`` export, a text sample.
 
 ``RichProgressBar`` is Lightning's own (``lightning.pytorch.callbacks.RichProgressBar``); the recipes add it.
 """
@@ -10,7 +10,12 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from evospikenet.energy import EnergyModel
 
-__all__ = ["SpikeEnergyCallback", "StructuralPlasticityCallback", "SavePretrainedCallback"]
+__all__ = [
+    "SpikeEnergyCallback",
+    "StructuralPlasticityCallback",
+    "SavePretrainedCallback",
+    "SampleTextCallback",
+]
 
 
 def _check_every(every: int) -> int:
@@ -23,19 +28,25 @@ class SpikeEnergyCallback(pl.Callback):
     """Every ``every_n_steps`` training steps, log each layer's firing rate, the SOPs and the joules.
 
     Reads ``pl_module.spike_report() -> (rates: {layer: rate}, OpCounter)`` of the last batch and turns
-    the counts into energy with ``EnergyModel`` (compute only: ``SOPs * E_AC + MACs * E_MAC``, Horowitz
-    45 nm by default). Logged keys: ``spike_rate/<layer>``, ``energy/sops``, ``energy/macs``,
-    ``energy/step_j`` and ``energy/step_with_memory_j``; ``last`` keeps the last values as a dict.
+    the counts into energy with ``EnergyModel`` (compute: ``SOPs * E_AC + MACs * E_MAC + updates *
+    E_UPDATE``, Horowitz 45 nm by default, ``evospikenet.energy``). Logged keys: ``spike_rate/<layer>``,
+    ``energy/sops``, ``energy/macs``, ``energy/updates``, ``energy/step_j`` and
+    ``energy/step_with_memory_j``; ``last`` keeps the last values as a dict.
 
     Args:
         every_n_steps: logging period in optimiser steps.
         e_sop_pj: energy of one accumulate in pJ.
         e_mac_pj: energy of one multiply-accumulate in pJ.
+        e_update_pj: energy of one neuron-state update (one neuron, one step) in pJ.
     """
 
-    def __init__(self, every_n_steps: int = 10, e_sop_pj: float = 0.9, e_mac_pj: float = 4.6):
+    def __init__(
+        self, every_n_steps: int = 10, e_sop_pj: float = 0.9, e_mac_pj: float = 4.6, e_update_pj: float = 6.4
+    ):
         self.every = _check_every(every_n_steps)
-        self.energy = EnergyModel(e_sop_j=e_sop_pj * 1e-12, e_mac_j=e_mac_pj * 1e-12)
+        self.energy = EnergyModel(
+            e_sop_j=e_sop_pj * 1e-12, e_mac_j=e_mac_pj * 1e-12, e_update_j=e_update_pj * 1e-12
+        )
         self.last: dict[str, float] = {}
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
@@ -51,6 +62,7 @@ class SpikeEnergyCallback(pl.Callback):
             {
                 "energy/sops": rep.sops,
                 "energy/macs": rep.macs,
+                "energy/updates": rep.updates,
                 "energy/step_j": rep.compute_j,
                 "energy/step_with_memory_j": rep.with_memory_j,
             }
@@ -128,3 +140,60 @@ class SavePretrainedCallback(pl.Callback):
         if not hasattr(pl_module, "export"):
             raise ValueError(f"{type(pl_module).__name__} has no export(dir) method")
         self._export(pl_module)
+
+
+class SampleTextCallback(pl.Callback):
+    """At the end of ``fit``, rank 0 generates text from the trained causal LM and prints it (and keeps it in
+    ``sample``): the prompt, then ``max_new_tokens`` tokens drawn with ``temperature`` and ``top_k``.
+
+    Args:
+        prompt: text the sample continues.
+        max_new_tokens: tokens generated.
+        temperature: sampling temperature.
+        top_k: sample among the k most likely tokens.
+        seed: seed of the draw.
+    """
+
+    def __init__(
+        self,
+        prompt: str = "ROMEO:\n",
+        max_new_tokens: int = 200,
+        temperature: float = 0.8,
+        top_k: int = 40,
+        seed: int = 0,
+    ):
+        self.prompt, self.max_new_tokens = prompt, max_new_tokens
+        self.temperature, self.top_k, self.seed = temperature, top_k, seed
+        self.sample: str | None = None
+
+    @rank_zero_only
+    def on_fit_end(self, trainer, pl_module) -> None:
+        import torch
+
+        tok = getattr(trainer.datamodule, "tokenizer", None)
+        if tok is None or not hasattr(pl_module.model, "generate"):
+            raise ValueError(
+                "SampleTextCallback needs a causal LM with generate() and a data module tokenizer"
+            )
+        model = pl_module.model.eval()
+        ids = torch.tensor([tok(self.prompt, add_special_tokens=False)["input_ids"]], device=pl_module.device)
+        from transformers.utils import logging as hf_logging
+
+        torch.manual_seed(self.seed)
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # generate() crops the prefix to the context: no warning needed
+        with torch.no_grad():
+            out = model.generate(
+                ids,
+                max_new_tokens=self.max_new_tokens,
+                do_sample=True,
+                temperature=self.temperature,
+                top_k=self.top_k,
+                pad_token_id=tok.pad_token_id,
+            )
+        hf_logging.set_verbosity(verbosity)
+        self.sample = tok.decode(out[0], skip_special_tokens=True)
+        print(
+            f"--- sample ({self.max_new_tokens} tokens after {self.prompt!r}) ---\n{self.sample}\n---",
+            flush=True,
+        )

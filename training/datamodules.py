@@ -1,4 +1,4 @@
-"""LightningDataModules: tiny Shakespeare, SST-2, MIT-BIH and the scikit-learn digits.
+"""LightningDataModules: tiny Shakespeare, SST-2 and the scikit-learn digits (MIT-BIH: ``training.ecg``).
 
 Every module reads the project's data directory (``data_dir`` argument, else ``EVOSPIKENET_DATA_DIR``,
 else ``../shared/data``, else a ``FileNotFoundError`` that says what to do; see
@@ -8,22 +8,18 @@ else ``../shared/data``, else a ``FileNotFoundError`` that says what to do; see
 
 from __future__ import annotations
 
-import csv
-import os
-
 import lightning.pytorch as pl
-import numpy as np
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from evospikenet.data.paths import dataset_path
+from evospikenet.data.sst2 import read_sst2_tsv
 
 from .loaders import TrainValLoaders, make_loader
 
 __all__ = [
     "TinyShakespeareDataModule",
     "SST2DataModule",
-    "MITBIHDataModule",
     "DigitsDataModule",
     "WindowDataset",
 ]
@@ -55,29 +51,18 @@ class WindowDataset(Dataset):
 
 
 class TinyShakespeareDataModule(TrainValLoaders, pl.LightningDataModule):
-    """Causal-LM windows of tiny Shakespeare (90 % train / 10 % validation by characters).
-
-    Args:
-        data_dir: data directory (None: the project rule).
-        tokenizer: "byte" (257 ids) or "gpt2" (BPE from ``tokenizers/gpt2`` in the data directory).
-        seq_len: tokens per window.
-        batch_size: windows per batch (per process).
-        max_train_windows: cap on training windows (None: all), for debug runs.
-        max_val_windows: cap on validation windows (None: all).
-        seed: seed of the shuffling order (with the epoch).
-        num_workers: DataLoader worker processes.
-    """
+    """Causal-LM windows of tiny Shakespeare (90 % train / 10 % validation by characters)."""
 
     def __init__(
         self,
-        data_dir: str | None = None,
-        tokenizer: str = "byte",
-        seq_len: int = 128,
-        batch_size: int = 16,
-        max_train_windows: int | None = None,
-        max_val_windows: int | None = None,
-        seed: int = 0,
-        num_workers: int = 0,
+        data_dir: str | None = None,  # data directory (None: the project rule)
+        tokenizer: str = "byte",  # "byte" (257 ids) or "gpt2" (BPE from ``tokenizers/gpt2`` in the data directory)
+        seq_len: int = 128,  # tokens per window
+        batch_size: int = 16,  # windows per batch (per process)
+        max_train_windows: int | None = None,  # cap on training windows (None: all), for debug runs
+        max_val_windows: int | None = None,  # cap on validation windows (None: all)
+        seed: int = 0,  # seed of the shuffling order (with the epoch)
+        num_workers: int = 0,  # DataLoader worker processes
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -98,17 +83,6 @@ class TinyShakespeareDataModule(TrainValLoaders, pl.LightningDataModule):
         self.val_set = WindowDataset(val, h.seq_len, h.max_val_windows)
 
 
-def _read_tsv(path: os.PathLike, limit: int | None) -> tuple[list[str], list[int]]:
-    texts, labels = [], []
-    with open(path, encoding="utf-8", newline="") as f:
-        for row in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
-            texts.append(row["sentence"])
-            labels.append(int(row["label"]) if row.get("label") not in (None, "") else -1)
-            if limit is not None and len(texts) >= limit:
-                break
-    return texts, labels
-
-
 class _Encoded(Dataset):
     def __init__(self, enc: dict, labels: list[int]):
         self.ids = torch.tensor(enc["input_ids"], dtype=torch.long)  # (N, L)
@@ -123,32 +97,19 @@ class _Encoded(Dataset):
 
 
 class SST2DataModule(TrainValLoaders, pl.LightningDataModule):
-    """GLUE SST-2 sentiment: train.tsv / dev.tsv (validation and test) / test.tsv (predict, no labels).
-
-    Args:
-        data_dir: data directory (None: the project rule).
-        source: "local" (TSVs in ``<data>/sst2``), "hub" (``datasets.load_dataset("glue", "sst2")``), or
-            "auto" (local if present, else hub).
-        tokenizer: "byte" or "gpt2".
-        max_len: tokens per sentence (right-padded / truncated).
-        batch_size: sentences per batch (per process).
-        max_train_samples: cap on training sentences (None: all), for debug runs.
-        max_val_samples: cap on dev sentences (None: all 872).
-        seed: shuffling seed.
-        num_workers: DataLoader worker processes.
-    """
+    """GLUE SST-2 sentiment: train.tsv / dev.tsv (validation and test) / test.tsv (predict, no labels)."""
 
     def __init__(
         self,
-        data_dir: str | None = None,
-        source: str = "auto",
-        tokenizer: str = "byte",
-        max_len: int = 64,
-        batch_size: int = 32,
-        max_train_samples: int | None = None,
-        max_val_samples: int | None = None,
-        seed: int = 0,
-        num_workers: int = 0,
+        data_dir: str | None = None,  # data directory (None: the project rule)
+        source: str = "auto",  # "local" (TSVs in ``<data>/sst2``), "hub" (``datasets.load_dataset("glue", "sst2")``), or "auto" (local if present, else hub)
+        tokenizer: str = "byte",  # "byte" or "gpt2"
+        max_len: int = 64,  # tokens per sentence (right-padded / truncated)
+        batch_size: int = 32,  # sentences per batch (per process)
+        max_train_samples: int | None = None,  # cap on training sentences (None: all), for debug runs
+        max_val_samples: int | None = None,  # cap on dev sentences (None: all 872)
+        seed: int = 0,  # shuffling seed
+        num_workers: int = 0,  # DataLoader worker processes
     ):
         super().__init__()
         if source not in ("auto", "local", "hub"):
@@ -167,9 +128,9 @@ class SST2DataModule(TrainValLoaders, pl.LightningDataModule):
                     raise
         if local is not None:
             return {
-                "train": _read_tsv(local / "train.tsv", h.max_train_samples),
-                "val": _read_tsv(local / "dev.tsv", h.max_val_samples),
-                "predict": _read_tsv(local / "test.tsv", h.max_val_samples),
+                "train": read_sst2_tsv(local / "train.tsv", h.max_train_samples),
+                "val": read_sst2_tsv(local / "dev.tsv", h.max_val_samples),
+                "predict": read_sst2_tsv(local / "test.tsv", h.max_val_samples),
             }
         import datasets
 
@@ -200,63 +161,6 @@ class SST2DataModule(TrainValLoaders, pl.LightningDataModule):
     def predict_dataloader(self):
         h = self.hparams
         return make_loader(self.predict_set, h.batch_size, False, h.seed, h.num_workers)
-
-
-class MITBIHDataModule(TrainValLoaders, pl.LightningDataModule):
-    """MIT-BIH beats (AAMI classes N, S, V, F, Q) via ``wfdb``, split within each record by time.
-
-    Items are ``{"x": (L,) float beat window, "rr": (6,) RR features, "labels": class}``; the beat
-    extraction is ``evospikenet.data.mitdb.load_beats``.
-
-    Args:
-        data_dir: directory of WFDB records (None: ``mitdb`` in the project data directory).
-        records: record names (None: every record found).
-        train_fraction: the first fraction of every record trains, the rest validates.
-        batch_size: beats per batch (per process).
-        max_beats: cap on beats per split (None: all), for debug runs.
-        seed: shuffling seed.
-        num_workers: DataLoader worker processes.
-    """
-
-    def __init__(
-        self,
-        data_dir: str | None = None,
-        records: list[str] | None = None,
-        train_fraction: float = 0.8,
-        batch_size: int = 64,
-        max_beats: int | None = None,
-        seed: int = 0,
-        num_workers: int = 0,
-    ):
-        super().__init__()
-        self.save_hyperparameters()
-        self.train_set = None
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
-        from evospikenet.data.mitdb import load_beats, split_by_time
-
-        h = self.hparams
-        beats = load_beats(h.data_dir, h.records)
-        sets = []
-        for part in split_by_time(beats, h.train_fraction):
-            n = _limit(len(part), h.max_beats, "max_beats")
-            sets.append(_BeatDataset(part.x[:n], part.rr[:n], part.y[:n]))
-        self.train_set, self.val_set = sets
-
-
-class _BeatDataset(Dataset):
-    def __init__(self, x: np.ndarray, rr: np.ndarray, y: np.ndarray):
-        self.x = torch.as_tensor(np.asarray(x, dtype=np.float32))  # (N, L)
-        self.rr = torch.as_tensor(np.asarray(rr, dtype=np.float32))  # (N, 6)
-        self.y = torch.as_tensor(np.asarray(y, dtype=np.int64))  # (N,)
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def __getitem__(self, i: int) -> dict:
-        return {"x": self.x[i], "rr": self.rr[i], "labels": self.y[i]}
 
 
 class DigitsDataModule(TrainValLoaders, pl.LightningDataModule):

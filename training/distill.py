@@ -28,51 +28,26 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from evospikenet._validate import check_positive, check_probability
-from evospikenet.distill import DistillParams, distillation_loss, init_blocks_from_bert, project_embeddings
+from evospikenet.distill import (
+    EMBEDDING_KINDS,
+    DistillParams,
+    distillation_loss,
+    init_blocks_from_bert,
+    load_teacher_embeddings,
+    project_embeddings,
+    resolve_tokenizer_dir,
+)
 
 from .loaders import TrainValLoaders, make_loader
 from .modules import SequenceClassificationModule
 
-__all__ = [
-    "DistillSequenceClassificationModule",
-    "SST2DistillDataModule",
-    "resolve_tokenizer_dir",
-    "load_teacher_embeddings",
-]
-
-
-def resolve_tokenizer_dir(name: str) -> str:
-    """``"minilm"`` -> the all-MiniLM-L6-v2 directory; any other name or path is returned as is."""
-    if name == "minilm":
-        from evospikenet.distill import find_minilm_dir
-
-        return str(find_minilm_dir())
-    return name
-
-
-EMBEDDING_KINDS = ("input", "static")
-
-
-def load_teacher_embeddings(teacher_dir: str, kind: str = "input") -> torch.Tensor:
-    """(V, E) token embeddings of a ``transformers`` model directory (or ``"minilm"``): its input table
-    (``"input"``), or its last hidden state for each token alone (``"static"``)."""
-    from transformers import AutoModel, AutoTokenizer
-
-    if kind not in EMBEDDING_KINDS:
-        raise ValueError(f"init_embeddings_kind must be one of {EMBEDDING_KINDS}, got {kind!r}")
-    path = resolve_tokenizer_dir(teacher_dir)
-    model = AutoModel.from_pretrained(path)
-    if kind == "input":
-        return model.get_input_embeddings().weight.detach().clone()
-    from evospikenet.distill import static_token_embeddings
-
-    return static_token_embeddings(model, AutoTokenizer.from_pretrained(path))
+__all__ = ["DistillSequenceClassificationModule", "SST2DistillDataModule", "LengthBuckets", "trim_padding"]
 
 
 class DistillSequenceClassificationModule(SequenceClassificationModule):
     """Sequence classification trained on soft teacher labels mixed with the hard ones.
 
-    Args (besides those of ``HFModelModule``):
+    Args (``**kwargs`` are those of ``HFModelModule``: ``model``, ``model_config``, ``lr``, ...):
         temperature: distillation temperature tau (> 0).
         alpha: weight of the soft term (0: hard labels only, the from-scratch control).
         init_embeddings: teacher directory (or "minilm") whose token embeddings initialise the student's.
@@ -91,24 +66,18 @@ class DistillSequenceClassificationModule(SequenceClassificationModule):
 
     def __init__(
         self,
-        model: str = "spiking_lm",
-        model_config: dict | None = None,
-        lr: float = 1e-3,
-        weight_decay: float = 0.01,
-        betas: tuple[float, float] = (0.9, 0.95),
-        warmup_steps: int = 0,
         temperature: float = 2.0,
         alpha: float = 0.5,
         init_embeddings: str | None = None,
-        lr_schedule: str = "constant",
         init_embeddings_kind: str = "input",
         init_blocks: str | None = None,
         init_blocks_layers: list[int] | None = None,
         feature_teacher: str | None = None,
         feature_layers: list[int] | None = None,
         feature_weight: float = 1.0,
+        **kwargs,
     ):
-        super().__init__(model, model_config, lr, weight_decay, betas, warmup_steps, lr_schedule)
+        super().__init__(**kwargs)
         check_probability("alpha", alpha)
         check_positive("temperature", temperature)
         check_positive("feature_weight", feature_weight)
@@ -238,47 +207,27 @@ def _first(items: list):
 
 
 class SST2DistillDataModule(TrainValLoaders, pl.LightningDataModule):
-    """SST-2 train/dev with a Hugging Face tokenizer and, optionally, cached teacher soft labels.
-
-    Args:
-        data_dir: data directory (None: the project rule, ``evospikenet.data.paths``).
-        tokenizer: tokenizer directory or repo id, or "minilm" (the teacher's WordPiece).
-        max_len: tokens per sentence (right-padded / truncated).
-        batch_size: sentences per batch.
-        max_train_samples: cap on training phrases (None: all).
-        max_val_samples: cap on dev sentences (None: all 872).
-        teacher: classifier directory whose logits become soft labels (None: hard labels only).
-        soft_label_cache: root of the soft-label cache.
-        teacher_batch_size: texts per teacher forward call.
-        seed: shuffling seed.
-        num_workers: DataLoader worker processes.
-        bucket: train on length-bucketed batches (``LengthBuckets``), each padded only to its longest row.
-        augment_copies: perturbed variants of every training phrase of at least ``augment_min_words`` words,
-            labelled by the teacher (``evospikenet.distill.augment_texts``; 0: none; needs ``teacher``).
-            Their hard label is the teacher's argmax: the perturbation may have changed the sentiment.
-        augment_min_words: shortest phrase that is augmented (words).
-        augment_p_mask: per-word probability of the tokenizer's mask token in a variant.
-        augment_p_replace: per-word probability of a random corpus word in a variant.
-    """
+    """SST-2 train/dev with a Hugging Face tokenizer and, optionally, cached teacher soft labels."""
 
     def __init__(
         self,
-        data_dir: str | None = None,
-        tokenizer: str = "minilm",
-        max_len: int = 48,
-        batch_size: int = 64,
-        max_train_samples: int | None = None,
-        max_val_samples: int | None = None,
-        teacher: str | None = None,
-        soft_label_cache: str = "artifacts/sst2/soft_labels",
-        teacher_batch_size: int = 128,
-        seed: int = 0,
-        num_workers: int = 0,
-        bucket: bool = True,
-        augment_copies: int = 0,
-        augment_min_words: int = 10,
-        augment_p_mask: float = 0.1,
-        augment_p_replace: float = 0.1,
+        data_dir: str | None = None,  # data directory (None: the project rule, ``evospikenet.data.paths``)
+        tokenizer: str = "minilm",  # tokenizer directory or repo id, or "minilm" (the teacher's WordPiece)
+        max_len: int = 48,  # tokens per sentence (right-padded / truncated)
+        batch_size: int = 64,  # sentences per batch
+        max_train_samples: int | None = None,  # cap on training phrases (None: all)
+        max_val_samples: int | None = None,  # cap on dev sentences (None: all 872)
+        teacher: str
+        | None = None,  # classifier directory whose logits become soft labels (None: hard labels only).
+        soft_label_cache: str = "artifacts/sst2/soft_labels",  # root of the soft-label cache
+        teacher_batch_size: int = 128,  # texts per teacher forward call
+        seed: int = 0,  # shuffling seed
+        num_workers: int = 0,  # DataLoader worker processes
+        bucket: bool = True,  # train on length-bucketed batches (``LengthBuckets``), each padded only to its longest row
+        augment_copies: int = 0,  # perturbed variants of every training phrase of at least ``augment_min_words`` words, labelled by the teacher (``evospikenet.distill.augment_texts``; 0: none; needs ``teacher``). Their hard label is the teacher's argmax: the perturbation may have changed the sentiment
+        augment_min_words: int = 10,  # shortest phrase that is augmented (words)
+        augment_p_mask: float = 0.1,  # per-word probability of the tokenizer's mask token in a variant
+        augment_p_replace: float = 0.1,  # per-word probability of a random corpus word in a variant
     ):
         super().__init__()
         from evospikenet.distill import AugmentConfig

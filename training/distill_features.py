@@ -6,7 +6,7 @@ from __future__ import annotations
 import lightning.pytorch as pl
 import torch
 
-from .distill import resolve_tokenizer_dir
+from evospikenet.distill import resolve_tokenizer_dir
 
 __all__ = ["FeatureTeacher"]
 

@@ -2,20 +2,21 @@
 
     evospikenet-eval ecg --model artifacts/ecg/model --data-dir /path/to/mitdb [--records 100 208 ...]
 
-Beats too close to a record's edge are padded, not dropped. A record that cannot be read is reported on
-stderr (naming it) and skipped; the others are scored. The last stdout line is one JSON object::
+Beats too close to a record's edge are padded, not dropped. A record that cannot be read, or whose sampling
+rate differs from the one the model was trained at, is reported on stderr (naming it) and skipped; the others
+are scored. The last stdout line is one JSON object::
 
     {"n_beats", "accuracy", "weighted_f1", "macro_f1",
      "per_class": {"N": {precision, recall, f1, support}, ...},
      "energy_per_beat_j", "energy_per_beat_mem_j", "baseline_energy_per_beat_j",
-     "baseline_energy_per_beat_mem_j", "integer_core_accuracy"}
+     "baseline_energy_per_beat_mem_j", "twin_energy_per_beat_j",
+     "integer_core_accuracy", "integer_core_energy_per_beat_j"}
 
-Energies come from ``evospikenet.energy`` (SOPs 0.9 pJ, MACs 4.6 pJ; ``_mem`` adds SRAM accesses) measured on
-the scored beats; the baseline's figures are the ones recorded in the model's config by ``make ecg``.
-``integer_core_accuracy`` is the accuracy of the same network on the integer core (null for a float model).
-
-``add_arguments(parser)`` and ``run(args) -> dict`` plug into the ``evospikenet-eval`` registry; ``main``
-runs this subcommand alone (``python -m training.eval_ecg ...``).
+Energies come from ``evospikenet.energy`` measured on the scored beats: the float run priced with
+``HOROWITZ_45NM`` (32-bit float), the integer core's run counted from its own spikes and priced with
+``INTEGER_45NM``; ``_mem`` adds SRAM accesses. The baseline's (ResNet-18-1D) and the float twin's figures are
+the ones ``make ecg`` recorded in the spiking model's config (a float model scored here is its own baseline).
+``integer_core_*`` is null for a float model or with ``--no-integer``.
 """
 
 from __future__ import annotations
@@ -23,15 +24,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from evospikenet.data.mitdb import BeatSet, BeatWindow, load_beats
-from evospikenet.energy import EnergyModel, OpCounter
+from evospikenet.data.mitdb import AAMI_CLASSES, BeatSet, BeatWindow, load_beats
+from evospikenet.energy import HOROWITZ_45NM, INTEGER_45NM, OpCounter
 
-# torch, transformers and lightning are imported inside the functions: registering this subcommand in
+# torch, transformers and torchmetrics are imported inside the functions: registering this subcommand in
 # ``evospikenet-eval`` stays cheap.
 
-__all__ = ["add_arguments", "run", "main", "evaluate_beats", "window_of", "KEYS"]
+__all__ = ["add_arguments", "run", "evaluate_beats", "classification_metrics", "window_of", "KEYS"]
 
-INT_ENERGY = EnergyModel(weight_bits=8, state_bits=16)  # the integer core's memory widths
+K = len(AAMI_CLASSES)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -45,52 +46,94 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def window_of(config) -> BeatWindow:
-    """The beat window a model was trained on (from its config)."""
+    """The beat window (and sampling rate) a model was trained on, from its config."""
     return BeatWindow(
         int(config.beat_before),
         int(config.beat_after),
         int(config.downsample),
         tuple(config.band) if config.band is not None else None,
+        float(config.fs),
     )
 
 
+def classification_metrics(y_true, y_pred) -> dict:
+    """Accuracy, weighted and macro F1, per-class precision / recall / F1 / support, and the confusion matrix.
+
+    Macro F1 averages over the classes that occur in ``y_true`` or ``y_pred`` (torchmetrics), weighted F1
+    weights each class by its support."""
+    import torch
+    from torchmetrics.functional.classification import (
+        multiclass_confusion_matrix,
+        multiclass_f1_score,
+        multiclass_precision,
+        multiclass_recall,
+    )
+
+    y, p = torch.as_tensor(y_true), torch.as_tensor(y_pred)
+    if len(y) == 0:
+        raise ValueError("y_true must hold at least one beat, got none")
+    f1 = multiclass_f1_score(p, y, K, average="none")
+    prec, rec = multiclass_precision(p, y, K, average="none"), multiclass_recall(p, y, K, average="none")
+    support = torch.bincount(y, minlength=K)
+    return {
+        "n_beats": len(y),
+        "accuracy": float((y == p).float().mean()),
+        "weighted_f1": float(multiclass_f1_score(p, y, K, average="weighted")),
+        "macro_f1": float(multiclass_f1_score(p, y, K, average="macro")),
+        "per_class": {
+            c: {
+                "precision": float(prec[i]),
+                "recall": float(rec[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, c in enumerate(AAMI_CLASSES)
+        },
+        "confusion": multiclass_confusion_matrix(p, y, K).tolist(),  # rows: true class, columns: predicted
+    }
+
+
 def evaluate_beats(model, beats: BeatSet, batch_size: int = 1024, integer: bool = True) -> dict:
-    """Metrics, energy per beat and (spiking models) integer-core accuracy of ``model`` on ``beats``."""
+    """Metrics and energy per beat of ``model`` on ``beats``; for a spiking model also the integer core's.
+
+    Returns ``classification_metrics`` plus ``energy_per_beat_j`` / ``_mem_j``, ``sops_per_beat``,
+    ``macs_per_beat``, ``updates_per_beat``, ``predictions`` and (spiking, ``integer``) ``integer_core``: the
+    same figures of the integer run."""
     import torch
 
     from evospikenet.models.ecg import ECGSpikingNet, integer_forward
 
-    from .ecg import classification_metrics
-
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
     model.eval()
-    counter, preds, ipreds = OpCounter(), [], []
+    runs = {"float": (lambda xb, rb, c: model(xb, rb, counter=c), HOROWITZ_45NM)}
+    if integer and type(model) is ECGSpikingNet:  # not the twin, a subclass
+        runs["integer"] = (lambda xb, rb, c: integer_forward(model, xb, rb, counter=c), INTEGER_45NM)
     x, rr = torch.from_numpy(beats.x), torch.from_numpy(beats.rr)
-    spiking = isinstance(model, ECGSpikingNet)
-    with torch.no_grad():
-        for i in range(0, len(beats), batch_size):
-            xb, rb = x[i : i + batch_size], rr[i : i + batch_size]
-            preds.append(model(xb, rb, counter=counter).argmax(1))
-            if spiking and integer:
-                ipreds.append(integer_forward(model, xb, rb).argmax(1))
-    pred = torch.cat(preds).numpy()
-    out = classification_metrics(beats.y, pred)
     n = max(len(beats), 1)
-    rep = EnergyModel().report(counter)
-    out["energy_per_beat_j"] = rep.compute_j / n
-    out["energy_per_beat_mem_j"] = rep.with_memory_j / n
-    out["predictions"] = pred
-    out["integer_core_accuracy"] = None
-    if ipreds:
-        ip = torch.cat(ipreds).numpy()
-        out["integer_core_accuracy"] = float((ip == beats.y).mean())
-        out["integer_core"] = classification_metrics(beats.y, ip)
-        out["integer_core"]["predictions"] = ip
-        out["integer_core_energy_per_beat_mem_j"] = INT_ENERGY.report(counter).with_memory_j / n
-    out["sops_per_beat"] = rep.sops / n
-    out["macs_per_beat"] = rep.macs / n
-    return out
+    out = {}
+    with torch.no_grad():
+        for name, (fwd, prices) in runs.items():
+            counter = OpCounter()
+            pred = torch.cat(
+                [
+                    fwd(x[i : i + batch_size], rr[i : i + batch_size], counter).argmax(1)
+                    for i in range(0, len(beats), batch_size)
+                ]
+            ).numpy()
+            rep = prices.report(counter)
+            out[name] = {
+                **classification_metrics(beats.y, pred),
+                "energy_per_beat_j": rep.compute_j / n,
+                "energy_per_beat_mem_j": rep.with_memory_j / n,
+                "sops_per_beat": rep.sops / n,
+                "macs_per_beat": rep.macs / n,
+                "updates_per_beat": rep.updates / n,
+                "predictions": pred,
+            }
+    res = out["float"]
+    res["integer_core"] = out.get("integer")
+    return res
 
 
 KEYS = (
@@ -103,7 +146,9 @@ KEYS = (
     "energy_per_beat_mem_j",
     "baseline_energy_per_beat_j",
     "baseline_energy_per_beat_mem_j",
+    "twin_energy_per_beat_j",
     "integer_core_accuracy",
+    "integer_core_energy_per_beat_j",
 )
 
 
@@ -111,7 +156,7 @@ def run(args: argparse.Namespace) -> dict:
     """Score ``args.model`` on ``args.records`` of ``args.data_dir``; returns the JSON-ready result dict.
 
     Raises ``ValueError`` (naming the path or record) when the model or every record is unusable."""
-    from evospikenet.models.ecg import ECGSpikingNet, load_ecg_model
+    from evospikenet.models.ecg import ECGResNet18, ECGSpikingNet, load_ecg_model
 
     try:  # the evaluate registry reports ValueError as a clean error
         model = load_ecg_model(args.model)
@@ -122,22 +167,17 @@ def run(args: argparse.Namespace) -> dict:
         print(f"error: {e} (skipped)", file=sys.stderr)
     for w in beats.warnings:
         print(f"warning: {w}", file=sys.stderr)
-    res = evaluate_beats(model, beats, args.batch_size, integer=not getattr(args, "no_integer", False))
+    res = evaluate_beats(model, beats, args.batch_size, integer=not args.no_integer)
     cfg = model.config
     res["baseline_energy_per_beat_j"] = getattr(cfg, "baseline_energy_per_beat_j", None)
     res["baseline_energy_per_beat_mem_j"] = getattr(cfg, "baseline_energy_per_beat_mem_j", None)
-    if not isinstance(model, ECGSpikingNet):  # scoring the baseline itself
+    res["twin_energy_per_beat_j"] = getattr(cfg, "twin_energy_per_beat_j", None)
+    if isinstance(model, ECGResNet18):  # scoring the baseline itself
         res["baseline_energy_per_beat_j"] = res["energy_per_beat_j"]
         res["baseline_energy_per_beat_mem_j"] = res["energy_per_beat_mem_j"]
+    elif type(model) is not ECGSpikingNet:  # the twin
+        res["twin_energy_per_beat_j"] = res["energy_per_beat_j"]
+    ic = res.pop("integer_core")
+    res["integer_core_accuracy"] = ic["accuracy"] if ic else None
+    res["integer_core_energy_per_beat_j"] = ic["energy_per_beat_j"] if ic else None
     return {k: res[k] for k in KEYS}
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``evospikenet-eval ecg`` run from this module: the JSON result is the last stdout line."""
-    from .evaluate import main as evaluate_main
-
-    return evaluate_main(["ecg", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

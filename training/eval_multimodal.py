@@ -25,7 +25,7 @@ import torch
 
 from evospikenet.data.multimodal import named_classes, named_digits
 
-__all__ = ["add_arguments", "run", "main", "score_answers", "DIGIT_PROMPT", "BEAT_PROMPT"]
+__all__ = ["add_arguments", "run", "score_answers", "DIGIT_PROMPT", "BEAT_PROMPT"]
 
 DIGIT_PROMPT = "what digit is this ?"
 BEAT_PROMPT = "what kind of beat is this ?"
@@ -121,14 +121,3 @@ def run(args: argparse.Namespace) -> dict:
         res = score_answers(model, "mitdb", beats.x, beats.y, beats.rr, args.batch_size, args.ablate)
     res.pop("answers")
     return res
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``evospikenet-eval multimodal`` run from this module: the JSON result is the last stdout line."""
-    from .evaluate import main as evaluate_main
-
-    return evaluate_main(["multimodal", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

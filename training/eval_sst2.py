@@ -7,7 +7,7 @@ is padded and every spike counts. The last stdout line is one JSON object::
 
     {"n", "accuracy", "f1", "spike_rate", "energy_per_sentence_j", "bert_base_energy_per_sentence_j"}
 
-``f1`` is the F1 of the positive class. Energies come from ``evospikenet.energy`` (SOPs 0.9 pJ, MACs
+``f1`` is the F1 of the positive class (torchmetrics' ``binary_f1_score``; 0 when nothing is positive). Energies come from ``evospikenet.energy`` (SOPs 0.9 pJ, MACs
 4.6 pJ, compute only) summed over each sentence's tokens. BERT-base runs the same sentences at the same
 token lengths ``L``, as dense MACs (12 layers, d = 768, FFN 3072):
 
@@ -21,14 +21,12 @@ config; the student's float twin, a GPT-2 config) is counted the same way from i
 (``dense_macs``: causal attention counts the ``L (L + 1) / 2`` pairs it needs, GPT-2 has no pooler) and
 reports ``null`` for ``spike_rate``; a model of any other kind reports ``null`` for the energy too.
 
-``add_arguments(parser)`` and ``run(args) -> dict`` plug into the ``evospikenet-eval`` registry; ``main``
-runs this subcommand alone (``python -m training.eval_sst2 ...``).
+``add_arguments(parser)`` and ``run(args) -> dict`` plug into the ``evospikenet-eval`` registry.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
@@ -38,12 +36,10 @@ from evospikenet.energy import HOROWITZ_45NM, EnergyModel
 __all__ = [
     "add_arguments",
     "run",
-    "main",
     "evaluate_sst2",
     "bert_base_macs",
     "transformer_macs",
     "dense_macs",
-    "binary_f1",
 ]
 
 
@@ -82,14 +78,6 @@ def dense_macs(config, length: int) -> int | None:
     return None
 
 
-def binary_f1(pred: list[int], gold: list[int]) -> float:
-    """F1 of class 1: ``2 TP / (2 TP + FP + FN)`` (0 when there is no positive at all)."""
-    tp = sum(1 for p, g in zip(pred, gold) if p == 1 and g == 1)
-    fp = sum(1 for p, g in zip(pred, gold) if p == 1 and g != 1)
-    fn = sum(1 for p, g in zip(pred, gold) if p != 1 and g == 1)
-    return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
-
-
 @torch.no_grad()
 def evaluate_sst2(
     model,
@@ -101,6 +89,8 @@ def evaluate_sst2(
     energy: EnergyModel = HOROWITZ_45NM,
 ) -> dict:
     """Accuracy, F1, spike rate and energy per sentence of ``model`` on labelled texts (module docstring)."""
+    from torchmetrics.functional.classification import binary_f1_score
+
     if not texts:
         raise ValueError("texts must hold at least one sentence, got none")
     if any(y not in (0, 1) for y in labels):
@@ -138,7 +128,7 @@ def evaluate_sst2(
     return {
         "n": n,
         "accuracy": sum(int(p == y) for p, y in zip(pred, labels)) / n,
-        "f1": binary_f1(pred, labels),
+        "f1": float(binary_f1_score(torch.tensor(pred), torch.tensor(labels))),
         "spike_rate": spikes / steps if spiking else None,
         "energy_per_sentence_j": energy_j / n if counted else None,
         "bert_base_energy_per_sentence_j": bert_j,
@@ -169,14 +159,3 @@ def run(args: argparse.Namespace) -> dict:
     model = AutoModelForSequenceClassification.from_pretrained(args.model).to(args.device)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     return evaluate_sst2(model, tokenizer, texts, labels, args.batch_size, args.max_length)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``evospikenet-eval sst2`` run from this module: the JSON result is the last stdout line."""
-    from .evaluate import main as evaluate_main
-
-    return evaluate_main(["sst2", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,8 +1,10 @@
 """``evospikenet-eval``: score trained models; one subcommand per task, kept in a registry.
 
-Adding a task is one ``register_evaluator(name, help, add_arguments, run)`` call: ``add_arguments(parser)``
-declares its options, ``run(args) -> dict`` returns the metrics, printed as one JSON line (the last line of
-stdout). This module needs no Lightning.
+Adding a task is one ``register_evaluator(name, help, add_arguments, run, example)`` call:
+``add_arguments(parser)`` declares its options, ``run(args) -> dict`` returns the metrics, printed as one JSON
+line (the last line of stdout); ``example`` is the command line shown by ``--help``. Exit status: 0 after a
+result, 2 for bad input (a ``ValueError`` of ``run``, printed on stderr, or bad arguments). This module needs
+no Lightning.
 
 ``evospikenet-eval lm --model DIR --text FILE`` scores a text file with a causal LM saved by
 ``save_pretrained`` (tokenizer beside the weights): every token but the first is predicted once, in windows of
@@ -30,16 +32,17 @@ class Evaluator(NamedTuple):
     help: str  # one-line description shown by --help
     add_arguments: Callable[[argparse.ArgumentParser], None]  # declares the subcommand's options
     run: Callable[[argparse.Namespace], dict]  # computes the metrics printed as JSON
+    example: str  # one command line, shown by --help
 
 
 EVALUATORS: dict[str, Evaluator] = {}
 
 
-def register_evaluator(name: str, help: str, add_arguments, run) -> None:
+def register_evaluator(name: str, help: str, add_arguments, run, example: str = "") -> None:
     """Add a subcommand; raises ``ValueError`` if ``name`` is taken."""
     if name in EVALUATORS:
         raise ValueError(f"evaluator {name!r} is already registered")
-    EVALUATORS[name] = Evaluator(help, add_arguments, run)
+    EVALUATORS[name] = Evaluator(help, add_arguments, run, example)
 
 
 def evaluate_lm(model, tokenizer, text: str, batch_size: int = 16) -> dict:
@@ -110,7 +113,13 @@ def _run_lm(args: argparse.Namespace) -> dict:
     return evaluate_lm(model, tokenizer, text_path.read_text(encoding="utf-8"), args.batch_size)
 
 
-register_evaluator("lm", "score a text file with a causal language model", _lm_arguments, _run_lm)
+register_evaluator(
+    "lm",
+    "score a text file with a causal language model (loss, perplexity, energy per token)",
+    _lm_arguments,
+    _run_lm,
+    "evospikenet-eval lm --model artifacts/spiking_lm_debug --text ../shared/data/tinyshakespeare/input.txt",
+)
 
 
 def _register_task_evaluators() -> None:
@@ -119,14 +128,29 @@ def _register_task_evaluators() -> None:
     from .eval_ecg import run as run_ecg
     from .eval_multimodal import add_arguments as mm_args
     from .eval_multimodal import run as run_mm
-
-    register_evaluator("ecg", "score an ECG beat classifier on WFDB records", ecg_args, run_ecg)
     from .eval_sst2 import add_arguments as sst2_args
     from .eval_sst2 import run as run_sst2
 
-    register_evaluator("sst2", "score an SST-2-format TSV with a sentiment classifier", sst2_args, run_sst2)
     register_evaluator(
-        "multimodal", "score a multimodal LM's answers on held-out digits or MIT-BIH beats", mm_args, run_mm
+        "ecg",
+        "score an ECG beat classifier (spiking, float twin or ResNet-18-1D) on WFDB records",
+        ecg_args,
+        run_ecg,
+        "evospikenet-eval ecg --model artifacts/ecg/model --records 100 208",
+    )
+    register_evaluator(
+        "sst2",
+        "score an SST-2-format TSV with a sentiment classifier (accuracy, F1, energy per sentence)",
+        sst2_args,
+        run_sst2,
+        "evospikenet-eval sst2 --model artifacts/sst2/student_distilled --tsv ../shared/data/sst2/dev.tsv",
+    )
+    register_evaluator(
+        "multimodal",
+        "score a multimodal LM's answers on held-out digits or MIT-BIH beats",
+        mm_args,
+        run_mm,
+        "evospikenet-eval multimodal --model artifacts/multimodal/model --data digits",
     )
 
 
@@ -139,12 +163,25 @@ def _plain(o):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``evospikenet-eval``: 0 after printing the JSON result, 2 for bad input."""
     parser = argparse.ArgumentParser(
-        prog="evospikenet-eval", description="Evaluate trained EvoSpikeNet models."
+        prog="evospikenet-eval",
+        description="Evaluate trained EvoSpikeNet models: one subcommand per task; the last stdout line is\n"
+        "one JSON object of metrics. `evospikenet-eval TASK --help` lists a task's options.",
+        epilog="examples:\n" + "\n".join(f"  {ev.example}" for ev in EVALUATORS.values()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="task", required=True)
+    sub = parser.add_subparsers(dest="task", required=True, metavar="{" + ",".join(EVALUATORS) + "}")
     for name, ev in EVALUATORS.items():
-        ev.add_arguments(sub.add_parser(name, help=ev.help))
+        ev.add_arguments(
+            sub.add_parser(
+                name,
+                help=ev.help,
+                description=ev.help,
+                epilog=f"example: {ev.example}",
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            )
+        )
     args = parser.parse_args(argv)
     from evospikenet.runtime import retain_freed_memory
 

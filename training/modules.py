@@ -31,7 +31,6 @@ __all__ = [
     "SequenceClassificationModule",
     "STDPDigitsModule",
     "HFModelModule",
-    "ECGClassificationModule",
     "lr_factor",
     "LR_SCHEDULES",
 ]
@@ -209,16 +208,19 @@ class STDPDigitsModule(pl.LightningModule):
         self.readout = nn.Linear(self.net.n_exc, n_classes)
         self._last = None
 
-    def features(self, x: torch.Tensor, learn: bool = False) -> torch.Tensor:
-        """Spike counts / T (B, n_exc), scaled; STDP runs when ``learn``."""
+    def features(
+        self, x: torch.Tensor, learn: bool = False, counter: OpCounter | None = None
+    ) -> torch.Tensor:
+        """Spike counts / T (B, n_exc), scaled; STDP runs when ``learn``; ``counter`` gets the ops."""
         with torch.no_grad():
-            return self.net(x, learn=learn) * self.hparams.feature_scale
+            return self.net(x, learn=learn, counter=counter) * self.hparams.feature_scale
 
     def training_step(self, batch, batch_idx: int):
         x, y = batch
         learn = self.current_epoch < self.hparams.stdp_epochs
-        feats = self.features(x, learn=learn)  # (B, n_exc)
-        self._last = (x.detach(), feats.detach() / self.hparams.feature_scale)
+        counter = OpCounter()
+        feats = self.features(x, learn=learn, counter=counter)  # (B, n_exc)
+        self._last = (x.detach(), feats.detach() / self.hparams.feature_scale, counter)
         loss = F.cross_entropy(self.readout(feats), y)
         opt = self.optimizers()
         opt.zero_grad()
@@ -252,22 +254,14 @@ class STDPDigitsModule(pl.LightningModule):
         return torch.optim.Adam(self.readout.parameters(), lr=self.hparams.lr)
 
     def spike_report(self) -> tuple[dict[str, float], OpCounter] | None:
-        """Rates of the input and excitatory layers and SOPs of the last training batch.
-
-        SOPs: every input spike reaches the ``nnz / n_in`` synapses of its row (mean fan-out), estimated
-        from the expected input spike count ``sum(x * max_rate) * T``.
-        """
+        """Rates of the input (expected: ``x * max_rate``) and excitatory layers, and the ops of the last
+        training batch counted from the spikes the network drew (SOPs: every input spike times the synapses
+        of its CSR row; one update per excitatory neuron and step)."""
         if self._last is None:
             return None
-        x, rate = self._last
-        net = self.net
-        t = net.time_steps
-        in_rate = float((x * net.max_rate).clamp(0, 1).mean())
-        fanout = net.proj.values.numel() / net.n_in
-        c = OpCounter()
-        c.add_sops("input->exc", in_rate * x.numel() * t * fanout)
-        c.add_updates("exc", rate.numel() * t)
-        return {"input": in_rate, "exc": float(rate.mean())}, c
+        x, rate, counter = self._last
+        in_rate = float((x * self.net.max_rate).clamp(0, 1).mean())
+        return {"input": in_rate, "exc": float(rate.mean())}, counter
 
     def export(self, directory: str | os.PathLike) -> Path:
         """State dict (safetensors) and hyper-parameters of the network and readout."""
@@ -279,79 +273,4 @@ class STDPDigitsModule(pl.LightningModule):
         out.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(out / "model.safetensors"))
         (out / "config.json").write_text(json.dumps(dict(self.hparams), indent=2, default=str))
-        return out
-
-
-class ECGClassificationModule(pl.LightningModule):
-    """Beat classification on MIT-BIH (batches ``{"x": (B, L), "rr": (B, 6), "labels": (B,)}``).
-
-    The model comes from the registry's ``"ecg"`` task and is called as ``model(x, rr)``, returning logits
-    (B, n_classes) or an object with ``.logits``; the spiking ECG classifier registers itself there when
-    it lands, ``mlp_baseline`` is the ANN baseline. Optional ``spike_report()`` of the model is forwarded.
-
-    Args:
-        model: registry name in the ``"ecg"`` task.
-        model_config: keyword arguments of the model factory.
-        lr: AdamW learning rate.
-        class_weights: per-class loss weights (AAMI N, S, V, F, Q), null for none.
-    """
-
-    def __init__(
-        self,
-        model: str = "mlp_baseline",
-        model_config: dict | None = None,
-        lr: float = 1e-3,
-        class_weights: list[float] | None = None,
-    ):
-        super().__init__()
-        self.save_hyperparameters()
-        self.model = build_model("ecg", model, dict(model_config or {}))
-        w = torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
-        self.register_buffer("class_weights", w, persistent=False)
-
-    def _logits(self, batch: dict) -> torch.Tensor:
-        out = self.model(batch["x"], batch["rr"])
-        return getattr(out, "logits", out)
-
-    def _step(self, batch: dict, stage: str):
-        logits = self._logits(batch)
-        y = batch["labels"]
-        loss = F.cross_entropy(logits, y, weight=self.class_weights)
-        sync = stage != "train"
-        self.log(f"{stage}_loss", loss, prog_bar=True, batch_size=len(y), sync_dist=sync)
-        self.log(f"{stage}_acc", (logits.argmax(-1) == y).float().mean(), batch_size=len(y), sync_dist=sync)
-        return loss
-
-    def training_step(self, batch: dict, batch_idx: int):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: dict, batch_idx: int):
-        self._step(batch, "val")
-
-    def test_step(self, batch: dict, batch_idx: int):
-        self._step(batch, "test")
-
-    def predict_step(self, batch: dict, batch_idx: int):
-        return self._logits(batch).argmax(-1)
-
-    def configure_optimizers(self):
-        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr)
-
-    def spike_report(self):
-        """The model's own ``spike_report()`` when it has one (a spiking classifier), else None."""
-        fn = getattr(self.model, "spike_report", None)
-        return fn() if fn is not None else None
-
-    def export(self, directory: str | os.PathLike) -> Path:
-        """``save_pretrained`` when the model has it, else a safetensors state dict."""
-        out = Path(directory)
-        if hasattr(self.model, "save_pretrained"):
-            self.model.save_pretrained(str(out))
-            return out
-        from safetensors.torch import save_file
-
-        out.mkdir(parents=True, exist_ok=True)
-        save_file(
-            {k: v.contiguous() for k, v in self.model.state_dict().items()}, str(out / "model.safetensors")
-        )
         return out

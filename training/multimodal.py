@@ -14,7 +14,7 @@ AdamW under a one-cycle schedule. Validation logs ``val_loss`` and, per modality
 
 from __future__ import annotations
 
-import lightning as L
+import lightning.pytorch as pl
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -92,7 +92,7 @@ class _ModalityBatches(torch.utils.data.Sampler):
         return sum(-(-(self.weights.get(m) or len(v)) // self.batch_size) for m, v in self.by_mod.items())
 
 
-class MultiModalDataModule(L.LightningDataModule):
+class MultiModalDataModule(pl.LightningDataModule):
     """Digits (+ MIT-BIH beats) with captions; see the module docstring."""
 
     def __init__(
@@ -210,7 +210,7 @@ def _weighted(idx: list[int], w: np.ndarray, hp) -> list[int]:
     return [idx[i] for i in pick]
 
 
-class MultiModalLitModule(L.LightningModule):
+class MultiModalLitModule(pl.LightningModule):
     """Trains ``MultiModalEvoSpikeNetForCausalLM`` on the data module's question-answer pairs."""
 
     def __init__(

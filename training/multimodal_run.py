@@ -1,9 +1,10 @@
 """``make multimodal``: train the multimodal spiking LM from a recipe, evaluate, save the artifacts.
 
-    python -m training.multimodal_run --recipe recipes/multimodal/full.yaml --out artifacts/multimodal
+    python -m training.multimodal_run --recipe recipes/multimodal/full.yaml --out artifacts/multimodal \
+        [--trainer.max_epochs=2]
 
-Steps: build the recipe's data and LightningModule (``training.multimodal``), fit, save the model with
-``save_pretrained`` (safetensors) under ``--out/model``, then ask it about
+Steps: fit the recipe in process (``training.cli.fit``; ``--trainer.*`` and ``--data.*`` arguments override
+it), save the model with ``save_pretrained`` (safetensors) under ``--out/model``, then ask it about
 
 * the 360 held-out digits ("what digit is this ?"), and
 * the held-out MIT-BIH beats (the later ``1 - train_fraction`` of every record) when the recipe uses mitdb,
@@ -15,34 +16,16 @@ goes to ``--out/results.json``; the last stdout line is the same JSON without th
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .ecg_run import instantiate, load_recipe
+from .cli import fit, parse_with_overrides, pipeline_parser
 from .eval_multimodal import score_answers
 
-__all__ = ["main", "train", "evaluate"]
-
-
-def train(recipe: dict, root: Path, max_epochs: int | None = None):
-    """Seed, build and fit; returns (LightningModule, DataModule, seconds)."""
-    import lightning as L
-
-    L.seed_everything(int(recipe.get("seed_everything", 0)), workers=True)
-    dm = instantiate(recipe["data"])
-    lit = instantiate(recipe["model"])
-    kw = dict(recipe.get("trainer") or {})
-    if max_epochs is not None:
-        kw["max_epochs"] = max_epochs
-    kw.update(logger=False, enable_checkpointing=False, default_root_dir=str(root))
-    kw.setdefault("enable_model_summary", False)
-    t0 = time.time()
-    L.Trainer(**kw).fit(lit, datamodule=dm)
-    return lit, dm, time.time() - t0
+__all__ = ["main", "evaluate"]
 
 
 def evaluate(model, dm, ecg_model: str | None = None, batch_size: int = 512) -> dict:
@@ -81,17 +64,17 @@ def evaluate(model, dm, ecg_model: str | None = None, batch_size: int = 512) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="multimodal_run", description=__doc__.split("\n")[0])
+    example = "python -m training.multimodal_run --recipe recipes/multimodal/debug.yaml --out /tmp/mm"
+    p = pipeline_parser("training.multimodal_run", __doc__, example)
     p.add_argument("--recipe", default="recipes/multimodal/full.yaml", help="LightningCLI YAML recipe")
     p.add_argument("--out", default="artifacts/multimodal", help="output directory")
-    p.add_argument("--max-epochs", type=int, default=None, help="override trainer.max_epochs")
     p.add_argument("--ecg-model", default="artifacts/ecg/model", help="saved ECG classifier to compare with")
-    args = p.parse_args(argv)
+    args, overrides = parse_with_overrides(p, argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    recipe = load_recipe(args.recipe)
-    lit, dm, secs = train(recipe, out, args.max_epochs)
-    model = lit.model.eval()
+    cli, secs = fit([args.recipe], *overrides, f"--trainer.default_root_dir={out}")
+    dm = cli.datamodule
+    model = cli.model.model.eval()
     model.save_pretrained(out / "model")
     t0 = time.time()
     res = evaluate(model, dm, args.ecg_model)

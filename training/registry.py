@@ -1,21 +1,20 @@
 """Model registry: task -> name -> factory, the extension point for the models that land later.
 
 A factory takes the model's configuration as keyword arguments and returns an ``nn.Module``. The
-LightningModules in ``training.modules`` look models up here by ``(task, name)``; the ECG classifier and
-the multimodal LM register themselves with::
+LightningModules in ``training.modules`` look models up here by ``(task, name)``; a new model registers
+itself as the multimodal LM does (``training.multimodal``)::
 
     from training.registry import register_model
 
-    @register_model("ecg", "spiking_ecg")
-    def _build(**cfg):
-        return MySpikingECG(**cfg)
+    @register_model("multimodal_lm", "spiking_multimodal")
+    def build_multimodal(**cfg):
+        return MultiModalEvoSpikeNetForCausalLM(MultiModalEvoSpikeNetConfig(**cfg))
 
 Built-in entries (imported lazily, so registering never pulls in ``transformers``):
 
 * ``("causal_lm", "spiking_lm")``: ``SpikingEvoSpikeNetForCausalLM`` with ``SpikingEvoSpikeNetConfig(**cfg)``;
 * ``("seq_cls", "spiking_lm")``: ``SpikingEvoSpikeNetForSequenceClassification``;
 * ``("causal_lm", "gpt2")`` and ``("seq_cls", "gpt2")``: a (tiny) ``transformers`` GPT-2, the ANN baseline;
-* ``("ecg", "mlp_baseline")``: a two-layer ANN on the beat window and RR features (the baseline);
 * ``("stdp", "plastic_digits")``: ``PlasticDigitsSNN`` (unsupervised STDP + homeostasis + WTA).
 """
 
@@ -27,7 +26,7 @@ from torch import nn
 
 __all__ = ["register_model", "build_model", "available_models", "TASKS"]
 
-TASKS = ("causal_lm", "seq_cls", "stdp", "ecg", "multimodal_lm")
+TASKS = ("causal_lm", "seq_cls", "stdp", "multimodal_lm")
 _REGISTRY: dict[tuple[str, str], Callable[..., nn.Module]] = {}
 
 
@@ -95,21 +94,3 @@ def _plastic_digits(**cfg) -> nn.Module:
     from evospikenet.models.plastic_snn import PlasticDigitsSNN
 
     return PlasticDigitsSNN(**cfg)
-
-
-class _ECGMLP(nn.Module):
-    """ANN baseline: ``logits = W2 relu(W1 [x, rr])``."""
-
-    def __init__(self, window: int = 128, n_rr: int = 6, hidden: int = 64, n_classes: int = 5):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(window + n_rr, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
-
-    def forward(self, x, rr):
-        import torch
-
-        return self.net(torch.cat([x, rr], dim=-1))  # (B, n_classes)
-
-
-@register_model("ecg", "mlp_baseline")
-def _ecg_mlp(**cfg) -> nn.Module:
-    return _ECGMLP(**cfg)

@@ -16,19 +16,19 @@
 5. score the teacher, both students and the twin on ``dev.tsv`` (``training.eval_sst2.evaluate_sst2``) and
    write ``artifacts/sst2/results.json`` (the figures of ``docs/sst2.md``).
 
-A finished step is skipped on the next run (``--force`` retrains the students and the twin); each training run is an
-``evospikenet-train`` subprocess, so ``--ckpt_path last`` semantics and logs are the CLI's own.
+A finished step is skipped on the next run (``--force`` retrains the students and the twin); each recipe runs in
+process through ``training.cli.fit`` (the trainer, logs and checkpoints of ``evospikenet-train fit``).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from .cli import fit, pipeline_parser
 
 __all__ = ["main"]
 
@@ -49,17 +49,17 @@ def _score(model_dir: Path, dev_tsv: Path) -> dict:
     return evaluate_sst2(model, tok, texts, labels)
 
 
-def _command(recipe: str, args) -> list[str]:
-    cmd = [sys.executable, "-m", "training.cli", "fit", "--config", recipe]
+def _overrides(args) -> list[str]:
+    out = []
     if args.student_steps:
-        cmd.append(f"--trainer.max_steps={args.student_steps}")
+        out.append(f"--trainer.max_steps={args.student_steps}")
     if args.max_train_samples:
-        cmd.append(f"--data.max_train_samples={args.max_train_samples}")
+        out.append(f"--data.max_train_samples={args.max_train_samples}")
     if args.max_len:
-        cmd.append(f"--data.max_len={args.max_len}")
+        out.append(f"--data.max_len={args.max_len}")
     if args.accelerator:
-        cmd.append(f"--trainer.accelerator={args.accelerator}")
-    return cmd
+        out.append(f"--trainer.accelerator={args.accelerator}")
+    return out
 
 
 def _train(name: str, recipe: str, args) -> float:
@@ -67,17 +67,14 @@ def _train(name: str, recipe: str, args) -> float:
     if (OUT / name / "config.json").is_file() and not args.force:
         print(f"[sst2] {name} exists, not retrained (--force retrains)", flush=True)
         return 0.0
-    cmd = _command(recipe, args)
-    print("[sst2] " + " ".join(cmd), flush=True)
-    t0 = time.time()
-    subprocess.run(cmd, check=True)
-    return time.time() - t0
+    overrides = _overrides(args)
+    print(f"[sst2] fit --config {recipe} {' '.join(overrides)}", flush=True)
+    return fit([recipe], *overrides)[1]
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m training.sst2_run", description="SST-2 teacher + spiking students"
-    )
+    example = "python -m training.sst2_run --student-steps 20 --max-train-samples 512 --skip-scratch"
+    p = pipeline_parser("training.sst2_run", __doc__, example)
     p.add_argument("--data-dir", default=None, help="project data directory (default: the project rule)")
     p.add_argument("--teacher-steps", type=int, default=700, help="teacher fine-tuning steps (batch 32)")
     p.add_argument(

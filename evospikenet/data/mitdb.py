@@ -18,8 +18,9 @@ and the vector is ``[pre, post, local, pre/avg, post/avg, local/avg]`` (``RR_FEA
 borrows its post-RR as pre-RR and the last its pre-RR as post-RR. AAMI classes (N, S, V, F, Q) follow the data
 README: N = {N, L, R, e, j}; S = {A, a, J, S}; V = {V, E}; F = {F}; Q = {/, f, Q}.
 
-Bad input never stops the other records: a missing or corrupt record, a header without its ``.dat``, or a
-lead that is all NaN raises :class:`RecordError` naming the record (collected in ``BeatSet.errors`` when
+Bad input never stops the other records: a missing or corrupt record, a header without its ``.dat``, a
+record sampled at another rate than the window's ``fs`` (the rate the model was trained at), or a lead that
+is all NaN raises :class:`RecordError` naming the record (collected in ``BeatSet.errors`` when
 ``strict=False``); unknown beat symbols and NaN samples are warnings naming the record (the beats are
 skipped, the NaNs linearly interpolated).
 """
@@ -86,6 +87,7 @@ class BeatWindow:
     after: int = 166  # samples kept from the R peak on (0.46 s at 360 Hz); window = before + after
     downsample: int = 2  # keep every d-th sample of the window (360 Hz -> 180 Hz for d = 2)
     band: tuple = (0.5, 40.0)  # band-pass edges in Hz (zero-phase Butterworth, order 2); None: raw
+    fs: float = 360.0  # sampling rate in Hz the sample counts refer to; records at another rate are rejected
 
     def __post_init__(self) -> None:
         for name in ("before", "after", "downsample"):
@@ -271,16 +273,19 @@ def load_beats(
         for msg in rw:
             log.warning("%s", msg)
         warns.extend(rw)
-        if len(samples) == 0:
-            e = RecordError(str(name), "no annotated beats")
-            if strict:
-                raise e
-            log.error("%s", e)
-            errors.append(e)
-            continue
         known = np.array([s in AAMI_MAP for s in symbols], dtype=bool)
-        if not known.any():
-            e = RecordError(str(name), "no beat with an AAMI-mapped symbol")
+        problem = None
+        if abs(fs - w.fs) > 1e-6:
+            problem = (
+                f"{d / str(name)}.hea: sampling rate {fs:g} Hz, but the beat window (the model) is for "
+                f"{w.fs:g} Hz; resample the record to {w.fs:g} Hz"
+            )
+        elif len(samples) == 0:
+            problem = "no annotated beats"
+        elif not known.any():
+            problem = "no beat with an AAMI-mapped symbol"
+        if problem is not None:
+            e = RecordError(str(name), problem)
             if strict:
                 raise e
             log.error("%s", e)

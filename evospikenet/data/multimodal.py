@@ -10,7 +10,8 @@
   JSONL file of ``{"image": path, "text": caption}``; :func:`load_hf_image_captions` a ``datasets``
   image-caption set (online). Images are converted to grey, resized to ``size`` and scaled to 0..16.
 
-An answer is right when the digits (AAMI classes) it names are exactly the true one: :func:`named_digits`,
+The question and caption templates and the word vocabulary they span belong to the tokenizer
+(``evospikenet.models.multimodal.tokenizer``); they are re-exported here. An answer is right when the digits (AAMI classes) it names are exactly the true one: :func:`named_digits`,
 :func:`named_classes`.
 """
 
@@ -18,10 +19,20 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from pathlib import Path
 
 import numpy as np
+
+from ..models.multimodal.tokenizer import (
+    AAMI_DESCRIPTIONS,
+    BEAT_CAPTIONS,
+    BEAT_QUESTIONS,
+    DIGIT_CAPTIONS,
+    DIGIT_QUESTIONS,
+    DIGIT_WORDS,
+    default_vocab,
+    tokenize_words,
+)
 
 __all__ = [
     "DIGIT_WORDS",
@@ -43,53 +54,7 @@ __all__ = [
     "load_hf_image_captions",
 ]
 
-DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-DIGIT_QUESTIONS = (
-    "what digit is this ?",
-    "which number is drawn in the picture ?",
-    "describe the image .",
-    "what is written in this image ?",
-    "caption this picture .",
-)
-DIGIT_CAPTIONS = (  # {w}: the digit as a word, {n}: as a numeral
-    "this is a handwritten {w} .",
-    "the digit {w} .",
-    "a drawing of the number {n} .",
-    "it shows a {n} .",
-    "the number {w} .",
-    "a handwritten {n} .",
-)
-BEAT_QUESTIONS = (
-    "what kind of beat is this ?",
-    "describe this heartbeat .",
-    "classify the ecg beat .",
-    "what does this heart signal show ?",
-)
-BEAT_CAPTIONS = ("this is {d} .", "{d} .", "the ecg shows {d} .", "it looks like {d} .")
-AAMI_DESCRIPTIONS = (  # index = AAMI class N, S, V, F, Q
-    "a normal beat",
-    "a supraventricular ectopic beat",
-    "a premature ventricular contraction",
-    "a fusion beat",
-    "a paced or unclassifiable beat",
-)
 CLASS_KEYWORDS = ("normal", "supraventricular", "ventricular", "fusion", "unclassifiable")  # one per class
-_TOKEN = re.compile(r"[a-z]+|[0-9]|[?.,!]|<[a-z]+>")
-
-
-def tokenize_words(text: str) -> list[str]:
-    """Lower-case words, single digits and punctuation marks of ``text``."""
-    return _TOKEN.findall(text.lower())
-
-
-def default_vocab() -> list[str]:
-    """Special tokens, then every word of the question and caption templates (sorted, deterministic)."""
-    from ..models.multimodal.config import SPECIAL_TOKENS
-
-    texts = [*DIGIT_QUESTIONS, *BEAT_QUESTIONS, *AAMI_DESCRIPTIONS, *DIGIT_WORDS, *"0123456789"]
-    texts += [c.format(w="", n="", d="") for c in (*DIGIT_CAPTIONS, *BEAT_CAPTIONS)]
-    words = sorted({w for t in texts for w in tokenize_words(t)})
-    return [*SPECIAL_TOKENS, *words]
 
 
 def digit_caption(label: int, rng: np.random.Generator) -> tuple[str, str]:

@@ -20,7 +20,8 @@ SPLITS = ("train", "dev", "test")
 def read_sst2_tsv(path: str | os.PathLike, limit: int | None = None) -> tuple[list[str], list[int]]:
     """Sentences and integer labels of an SST-2-format TSV (header first); label ``-1`` when absent.
 
-    Raises ``ValueError`` when the file is missing, has no ``sentence`` column, or a label is not 0/1.
+    Raises ``ValueError`` when the file is missing or has no ``sentence`` column, and, naming the file and
+    line (``path:line``), for a row without the header's tab-separated fields or a label other than 0 or 1.
     """
     p = Path(path)
     if not p.is_file():
@@ -30,19 +31,25 @@ def read_sst2_tsv(path: str | os.PathLike, limit: int | None = None) -> tuple[li
     texts: list[str] = []
     labels: list[int] = []
     with open(p, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        if reader.fieldnames is None or "sentence" not in reader.fieldnames:
-            raise ValueError(f"path {str(path)!r} has no 'sentence' column in its header {reader.fieldnames}")
-        for i, row in enumerate(reader):
-            lab = row.get("label")
-            if lab in (None, ""):
-                y = -1
-            elif lab.strip() in ("0", "1"):
-                y = int(lab)
-            else:
-                raise ValueError(f"label on data row {i + 1} of {str(path)!r} must be 0 or 1, got {lab!r}")
-            texts.append(row["sentence"])
-            labels.append(y)
+        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        header = next(reader, None)
+        if header is None or "sentence" not in header:
+            raise ValueError(f"path {str(path)!r} has no 'sentence' column in its header {header}")
+        col_s, col_y = header.index("sentence"), header.index("label") if "label" in header else None
+        for row in reader:
+            if not row:  # a blank line
+                continue
+            where = f"{p}:{reader.line_num}"
+            if len(row) != len(header):
+                raise ValueError(
+                    f"{where}: expected {len(header)} tab-separated fields ({', '.join(header)}), got "
+                    f"{len(row)}: {chr(9).join(row)[:80]!r}"
+                )
+            lab = row[col_y].strip() if col_y is not None else ""
+            if lab not in ("", "0", "1"):
+                raise ValueError(f"{where}: label must be 0 or 1, got {row[col_y]!r}")
+            texts.append(row[col_s])
+            labels.append(int(lab) if lab else -1)
             if limit is not None and len(texts) >= limit:
                 break
     return texts, labels

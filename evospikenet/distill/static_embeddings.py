@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["static_token_embeddings"]
+__all__ = ["static_token_embeddings", "load_teacher_embeddings", "EMBEDDING_KINDS"]
+
+EMBEDDING_KINDS = ("input", "static")
 
 
 @torch.no_grad()
@@ -54,3 +56,19 @@ def static_token_embeddings(model, tokenizer, batch_size: int = 512, progress: b
         hidden = base(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state  # (b, n, E)
         rows.append(hidden[:, 1 if framed else 0].float().cpu())
     return torch.cat(rows)  # (V, E)
+
+
+def load_teacher_embeddings(teacher_dir: str, kind: str = "input") -> torch.Tensor:
+    """(V, E) token embeddings of a ``transformers`` model directory (or ``"minilm"``): its input table
+    (``"input"``), or its last hidden state for each token alone (``"static"``, :func:`static_token_embeddings`)."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from .teacher import resolve_tokenizer_dir
+
+    if kind not in EMBEDDING_KINDS:
+        raise ValueError(f"init_embeddings_kind must be one of {EMBEDDING_KINDS}, got {kind!r}")
+    path = resolve_tokenizer_dir(teacher_dir)
+    model = AutoModel.from_pretrained(path)
+    if kind == "input":
+        return model.get_input_embeddings().weight.detach().clone()
+    return static_token_embeddings(model, AutoTokenizer.from_pretrained(path))

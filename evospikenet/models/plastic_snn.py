@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .._validate import check_positive, check_probability
+from ..energy import OpCounter
 from ..plasticity import STDPParams, stdp_params, stdp_step
 
 __all__ = ["PlasticSNNParams", "PlasticSNNState", "plastic_snn_step", "PlasticDigitsSNN", "CSRProjection"]
@@ -160,8 +161,17 @@ class PlasticDigitsSNN(nn.Module):
         self.register_buffer("theta", torch.zeros(n_exc))
         self.projections = {"in_exc": self.proj}  # what the core's plasticity rules look up
 
-    def forward(self, x: torch.Tensor, learn: bool = False, generator: torch.Generator | None = None):
-        """Spike counts / T (B, n_exc) of intensities ``x`` (B, n_in) in [0, 1]."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        learn: bool = False,
+        generator: torch.Generator | None = None,
+        counter: OpCounter | None = None,
+    ):
+        """Spike counts / T (B, n_exc) of intensities ``x`` (B, n_in) in [0, 1].
+
+        ``counter`` receives the SOPs of the input spikes actually drawn (each reaches the synapses of its CSR
+        row) and one state update per excitatory neuron and step."""
         if x.ndim != 2 or x.shape[1] != self.n_in:
             raise ValueError(f"x must have shape (B, {self.n_in}), got {tuple(x.shape)}")
         learn = learn and self.plastic
@@ -176,6 +186,10 @@ class PlasticDigitsSNN(nn.Module):
             s_in = torch.bernoulli(p_in, generator=generator)  # (B, n_in)
             spikes, state = plastic_snn_step(s_in, w, state, self.layer)
             counts = counts + spikes
+            if counter is not None:
+                fanout = (self.proj.crow[1:] - self.proj.crow[:-1]).to(s_in.dtype)  # (n_in,) synapses per row
+                counter.add_sops("input->exc", (s_in @ fanout).sum())
+                counter.add_updates("exc", spikes.numel())
             if learn:
                 values, trace = stdp_step(
                     values, self.proj.crow, self.proj.col, s_in, spikes, trace, self.stdp

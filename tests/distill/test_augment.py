@@ -141,8 +141,8 @@ def test_static_embeddings_are_the_teachers_output_per_token():
 def test_student_starts_from_static_teacher_embeddings(tmp_path, monkeypatch):
     from transformers import BertTokenizerFast
 
-    from evospikenet.distill import project_embeddings, static_token_embeddings
-    from training.distill import DistillSequenceClassificationModule, load_teacher_embeddings
+    from evospikenet.distill import load_teacher_embeddings, project_embeddings, static_token_embeddings
+    from training.distill import DistillSequenceClassificationModule
 
     bert = _tiny_bert()
     bert.save_pretrained(tmp_path)

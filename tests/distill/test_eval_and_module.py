@@ -8,8 +8,8 @@ import torch
 from evospikenet.data.sst2 import read_sst2_tsv
 from evospikenet.distill import DistillParams, distillation_loss
 from evospikenet.energy import HOROWITZ_45NM
-from training import eval_sst2
-from training.eval_sst2 import bert_base_macs, binary_f1, dense_macs, evaluate_sst2, transformer_macs
+from training import evaluate
+from training.eval_sst2 import bert_base_macs, dense_macs, evaluate_sst2, transformer_macs
 
 KEYS = ["n", "accuracy", "f1", "spike_rate", "energy_per_sentence_j", "bert_base_energy_per_sentence_j"]
 
@@ -57,11 +57,6 @@ def test_evaluate_counts_a_float_model_by_its_macs(byte_tok):
     assert r["energy_per_sentence_j"] == pytest.approx(want)
 
 
-def test_binary_f1():
-    assert binary_f1([1, 1, 0, 0], [1, 0, 1, 0]) == pytest.approx(0.5)
-    assert binary_f1([0, 0], [0, 0]) == 0.0
-
-
 def test_evaluate_counts_every_sentence(tiny_spiking_cls, byte_tok):
     texts, labels = ["good", "bad movie", "ok", "a fine film"], [1, 0, 1, 1]
     r = evaluate_sst2(tiny_spiking_cls, byte_tok, texts, labels, batch_size=2)
@@ -72,6 +67,9 @@ def test_evaluate_counts_every_sentence(tiny_spiking_cls, byte_tok):
             for t in texts
         ]
     assert r["accuracy"] == sum(p == y for p, y in zip(pred, labels)) / 4
+    tp = sum(p == 1 and y == 1 for p, y in zip(pred, labels))
+    fp_fn = sum(p != y for p, y in zip(pred, labels))
+    assert r["f1"] == pytest.approx(2 * tp / (2 * tp + fp_fn) if tp + fp_fn else 0.0)  # F1 of class 1
     lens = [len(byte_tok(t)["input_ids"]) for t in texts]
     want = sum(HOROWITZ_45NM.compute_j(macs=bert_base_macs(n)) for n in lens) / 4
     assert r["bert_base_energy_per_sentence_j"] == pytest.approx(want)
@@ -83,18 +81,21 @@ def test_cli_prints_json_last_line(tmp_path, tiny_spiking_cls, byte_tok, capsys)
     tiny_spiking_cls.save_pretrained(model_dir)
     byte_tok.save_pretrained(model_dir)
     tsv = _tsv(tmp_path / "dev.tsv", [("a great movie", 1), ("dull", 0), ("fun", 1)])
-    assert eval_sst2.main(["--model", str(model_dir), "--tsv", str(tsv)]) == 0
+    assert evaluate.main(["sst2", "--model", str(model_dir), "--tsv", str(tsv)]) == 0
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert list(last) == KEYS and last["n"] == 3
 
 
 def test_cli_errors(tmp_path, capsys):
     tsv = _tsv(tmp_path / "x.tsv", [("a", 1)])
-    assert eval_sst2.main(["--model", str(tmp_path / "missing"), "--tsv", str(tsv)]) == 2
+    assert evaluate.main(["sst2", "--model", str(tmp_path / "missing"), "--tsv", str(tsv)]) == 2
     assert "--model" in capsys.readouterr().err
     bad = tmp_path / "bad.tsv"
-    bad.write_text("sentence\tlabel\nx\t7\n")
-    with pytest.raises(ValueError, match="label"):
+    bad.write_text("sentence\tlabel\ngood\t1\nx\t7\n")
+    with pytest.raises(ValueError, match=r"bad.tsv:3: .*label.*0 or 1.*'7'"):
+        read_sst2_tsv(bad)
+    bad.write_text("sentence\tlabel\ngood\t1\nno tab here\n")
+    with pytest.raises(ValueError, match=r"bad.tsv:3: .*2 tab-separated fields"):
         read_sst2_tsv(bad)
     with pytest.raises(ValueError, match="path"):
         read_sst2_tsv(tmp_path / "none.tsv")

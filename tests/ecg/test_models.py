@@ -8,10 +8,12 @@ from torch import nn
 
 from evospikenet.energy import EnergyModel, OpCounter
 from evospikenet.models.ecg import (
+    ECGFloatTwin,
     ECGResNet18,
     ECGResNetConfig,
     ECGSpikingConfig,
     ECGSpikingNet,
+    ECGTwinConfig,
     _conv_sops,
     integer_forward,
     load_ecg_model,
@@ -79,6 +81,42 @@ def test_spiking_energy_accounting_counts_spikes():
         assert set(s.unique().tolist()) <= {0.0, 1.0}
 
 
+def test_float_twin_is_the_same_layout_with_dense_macs():
+    twin, snn = ECGFloatTwin(ECGTwinConfig(**W)).eval(), ECGSpikingNet(ECGSpikingConfig(**W))
+    assert [p.shape for p in twin.parameters()] == [p.shape for p in snn.parameters()]  # same widths
+    c = OpCounter()
+    x, rr = _inputs(3)
+    logits = twin(x, rr, counter=c)
+    assert logits.shape == (3, 5) and c.total_sops == 0 and c.total_updates == 0
+    # 86 -> 43 -> 22 -> 11 samples; channels 16, 32, 32; hidden 64
+    per_beat = 43 * 16 * 7 + 22 * 32 * 16 * 5 + 11 * 32 * 32 * 5 + 11 * 32 * 64 + 6 * 64 + 64 * 5
+    assert c.total_macs == 3 * per_beat
+    # ReLU for LIF: the twin's hidden layer is ReLU(W_fc a_3 + W_rr z + b), not a spike train
+    with torch.no_grad():
+        twin.load_state_dict(snn.state_dict())
+        a = x.unsqueeze(1)
+        for conv, bn in zip(twin.convs, twin.bns):
+            a = torch.relu(bn(conv(a)))
+        h = torch.relu(twin.fc(a.flatten(1)) + twin.rr_proj(twin.standardise_rr(rr)))
+        torch.testing.assert_close(twin(x, rr), twin.out(h))
+
+
+def test_integer_core_counts_its_own_spikes():
+    torch.manual_seed(2)
+    m = ECGSpikingNet(ECGSpikingConfig(**W, input_scale=0.02)).eval()
+    x, rr = _inputs(16)
+    cf, ci = OpCounter(), OpCounter()
+    m(x, rr, counter=cf)
+    integer_forward(m, x, rr, counter=ci)
+    assert ci.macs == cf.macs and ci.updates == cf.updates  # same layers, same steps
+    assert ci.total_sops > 0 and ci.sops["readout"] % 5 == 0
+    with torch.no_grad():  # silence the hidden layer on the integer core only: its SOPs must follow
+        m.fc.bias.fill_(-100.0)
+    ci2 = OpCounter()
+    integer_forward(m, x, rr, counter=ci2)
+    assert ci2.sops["readout"] == 0 and ci2.sops["conv2"] == ci.sops["conv2"]
+
+
 def test_lif_matches_the_integer_core_leak():
     cfg = ECGSpikingConfig(**W, leak_shift=3)
     m = ECGSpikingNet(cfg)
@@ -103,12 +141,14 @@ def test_integer_core_agrees_with_float_net():
     assert corr > 0.95
 
 
-@pytest.mark.parametrize("kind", ["spiking", "resnet18"])
+@pytest.mark.parametrize("kind", ["spiking", "twin", "resnet18"])
 def test_save_pretrained_round_trip(tmp_path, kind):
     if kind == "spiking":
         m = ECGSpikingNet(
             ECGSpikingConfig(**W, baseline_energy_per_beat_j=1e-4, baseline_energy_per_beat_mem_j=3e-4)
         )
+    elif kind == "twin":
+        m = ECGFloatTwin(ECGTwinConfig(**W))
     else:
         m = ECGResNet18(ECGResNetConfig(**W))
     m.set_rr_stats([1, 1, 1, 1, 1, 1], [0.1, 0.2, 0.3, 0.1, 0.2, 0.3])

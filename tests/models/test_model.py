@@ -106,8 +106,13 @@ def test_spike_statistics_match_the_energy_model(tiny_config):
     assert out_layer.sops.item() == pytest.approx(out_layer.spikes.item() * 257)
     assert out_layer.neuron_steps == 4 * 2 * 12 * 32  # T x B x L x D: every step of every neuron
     counter = stats.op_counter()
-    expected = (counter.total_sops * 0.9e-12 + counter.total_macs * 4.6e-12) / ids.numel()
+    expected = (
+        counter.total_sops * 0.9e-12 + counter.total_macs * 4.6e-12 + counter.total_updates * 6.4e-12
+    ) / ids.numel()
     assert stats.energy_per_token_j() == pytest.approx(expected)
+    # every LIF neuron's step is an update; the TAS encoder is float work (MACs), not LIF updates
+    assert counter.total_updates == sum(s.neuron_steps for s in stats.layers[1:])
+    assert "tas" not in counter.updates and counter.macs["tas"] == 2 * 12 * 32 * (6 + 4)
     assert stats.energy_per_token_j(HOROWITZ_45NM) > 0
     assert set(stats.summary()) == {"spike_rate", "layer_rates", "sops_per_token", "energy_per_token_j"}
     membrane = SpikingEvoSpikeNetForCausalLM(tiny_config(readout="membrane")).eval()

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from evospikenet.data.paths import dataset_path
-from training import eval_multimodal, multimodal_run
+from training import evaluate, multimodal_run
 
 HAS_MITDB = (lambda p: p.is_dir() and any(p.glob("*.hea")))(dataset_path("mitdb"))
 
@@ -14,7 +14,7 @@ def _last_json(capsys):
 
 def test_eval_digits_prints_json_last_line(tiny_model, tmp_path, capsys):
     tiny_model.save_pretrained(tmp_path / "m")
-    assert eval_multimodal.main(["--model", str(tmp_path / "m"), "--data", "digits"]) == 0
+    assert evaluate.main(["multimodal", "--model", str(tmp_path / "m"), "--data", "digits"]) == 0
     res = _last_json(capsys)
     assert res["data"] == "digits" and res["n"] == 360 and 0.0 <= res["accuracy"] <= 1.0
     assert set(res["per_class_accuracy"]) == {str(d) for d in range(10)}
@@ -27,8 +27,8 @@ def test_eval_mitdb_scores_every_beat_of_the_record(tiny_model, tmp_path, capsys
     tiny_model.save_pretrained(tmp_path / "m")
     n = len(load_beats(None, ["100"], BeatWindow(90, 166, 3)))
     assert (
-        eval_multimodal.main(
-            ["--model", str(tmp_path / "m"), "--data", "mitdb", "--records", "100", "--ablate"]
+        evaluate.main(
+            ["multimodal", "--model", str(tmp_path / "m"), "--data", "mitdb", "--records", "100", "--ablate"]
         )
         == 0
     )
@@ -37,7 +37,7 @@ def test_eval_mitdb_scores_every_beat_of_the_record(tiny_model, tmp_path, capsys
 
 
 def test_eval_bad_model_dir_is_a_clear_error(tmp_path, capsys):
-    assert eval_multimodal.main(["--model", str(tmp_path / "none"), "--data", "digits"]) == 2
+    assert evaluate.main(["multimodal", "--model", str(tmp_path / "none"), "--data", "digits"]) == 2
     assert "--model must be a directory" in capsys.readouterr().err
 
 

@@ -12,32 +12,44 @@ from conftest import LM_DEBUG, RECIPES
 
 from training.cli import run_cli
 
+GPU_BASE = RECIPES / "gpu" / "base.yaml"
+GPU_OVERLAYS = sorted(p for p in (RECIPES / "gpu").glob("*.yaml") if p != GPU_BASE)
 # Lightning recipes; recipes/pd14/ holds simulator recipes (tests/sim).
 ALL_RECIPES = sorted(p for p in RECIPES.rglob("*.yaml") if p.parent.name != "pd14")
 DEBUG_RECIPES = sorted(RECIPES.glob("*/debug.yaml"))
 
 
+def _configs(recipe) -> list[str]:
+    """The --config files that make a whole recipe: a GPU overlay goes after the GPU base."""
+    return [str(GPU_BASE), str(recipe)] if recipe in GPU_OVERLAYS else [str(recipe)]
+
+
 def test_layout():
-    assert {p.parent.name for p in DEBUG_RECIPES} >= {"lm", "sst2", "digits", "mitdb"}
+    assert {p.parent.name for p in DEBUG_RECIPES} >= {"lm", "sst2", "digits", "ecg", "multimodal"}
     gpu = sorted(p.name for p in (RECIPES / "gpu").glob("*.yaml"))
-    assert gpu == [
-        "ddp_bf16.yaml",
-        "deepspeed_zero2_bf16.yaml",
-        "deepspeed_zero3_bf16.yaml",
-        "fsdp_bf16.yaml",
-    ]
-    assert not any("debug" in n for n in gpu)
+    assert gpu == ["base.yaml", "deepspeed_zero2.yaml", "deepspeed_zero3.yaml", "fsdp.yaml"]
+    for overlay in GPU_OVERLAYS:  # an overlay sets the strategy and nothing else
+        cfg = yaml.safe_load(overlay.read_text())
+        assert set(cfg) == {"trainer"} and set(cfg["trainer"]) == {"strategy"}
 
 
 @pytest.mark.parametrize("recipe", ALL_RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_recipe_parses(recipe, capsys):
+    configs = _configs(recipe)
     with pytest.raises(SystemExit) as e:
-        run_cli(["fit", "--config", str(recipe), "--print_config"])
+        run_cli(["fit", *(a for c in configs for a in ("--config", c)), "--print_config"])
     assert e.value.code == 0
     resolved = yaml.safe_load(capsys.readouterr().out)
-    src = yaml.safe_load(recipe.read_text())
+    src = {}
+    for c in configs:
+        src = {**src, **yaml.safe_load(open(c))}
     assert resolved["model"]["class_path"] == src["model"]["class_path"]
     assert resolved["data"]["class_path"] == src["data"]["class_path"]
+    strategy = src["trainer"].get("strategy")
+    if isinstance(strategy, dict):  # the overlay's strategy won
+        assert resolved["trainer"]["strategy"]["class_path"] == strategy["class_path"]
+        for k, v in strategy["init_args"].items():
+            assert resolved["trainer"]["strategy"]["init_args"][k] == v
 
 
 @pytest.mark.parametrize("recipe", ALL_RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -104,7 +116,7 @@ def test_lm_debug_fits_and_exports(tmp_path, monkeypatch):
     assert config["d_model"] == 32 and config["model_type"] == "spiking_evospikenet"
 
 
-@pytest.mark.parametrize("task", ["sst2", "digits", "mitdb"])
+@pytest.mark.parametrize("task", ["sst2", "digits", "ecg"])
 def test_debug_recipe_fits(task, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     run_cli(["fit", "--config", str(RECIPES / task / "debug.yaml"), "--trainer.enable_progress_bar=false"])

@@ -7,7 +7,8 @@ import pytest
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from training.datamodules import DigitsDataModule, MITBIHDataModule, SST2DataModule, TinyShakespeareDataModule
+from training.datamodules import DigitsDataModule, SST2DataModule, TinyShakespeareDataModule
+from training.ecg import MITBIHDataModule
 from training.loggers import OfflineSafeWandbLogger, wandb_should_be_offline
 from training.modules import STDPDigitsModule
 
@@ -53,11 +54,11 @@ def test_digits_split_is_stratified_and_scaled():
 
 
 def test_mitbih_one_record():
-    dm = MITBIHDataModule(records=["100"], max_beats=50, batch_size=10)
+    dm = MITBIHDataModule(records=["100"], max_train_beats=50, batch_size=10, downsample=2)
     dm.setup("fit")
-    b = next(iter(dm.train_dataloader()))
-    assert b["x"].shape == (10, 128) and b["rr"].shape == (10, 6) and b["labels"].dtype == torch.long
-    assert len(dm.train_set) == 50 and len(dm.val_set) == 50
+    x, rr, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (10, 128) and rr.shape == (10, 6) and y.dtype == torch.long
+    assert len(dm.train_set) == 50 and len(dm.val_set) > 0 and len(dm.test_set) > 0
 
 
 def test_wandb_goes_offline_without_key(monkeypatch, tmp_path):
@@ -90,3 +91,44 @@ def test_tensorboard_logger_writes_events(tmp_path):
         STDPDigitsModule(network_config={"n_exc": 10, "time_steps": 3}), DigitsDataModule(batch_size=8)
     )
     assert list((tmp_path / "tb").rglob("events.out.tfevents.*"))
+
+
+def test_shakespeare_bpe_round_trips_and_is_deterministic():
+    from evospikenet.data.text import load_tokenizer
+
+    a, b = load_tokenizer("bpe1024"), load_tokenizer("bpe1024")
+    assert len(a) == 1024 and a.eos_token_id == 0
+    text = "ROMEO:\nBut soft, what light through yonder window breaks?\n"
+    ids = a(text)["input_ids"]
+    assert ids == b(text)["input_ids"] and a.decode(ids) == text
+    assert len(ids) < len(text) / 2  # words and word pieces, not bytes
+
+
+def test_sample_text_callback_prints_a_continuation(capsys):
+    from training.callbacks import SampleTextCallback
+    from training.modules import CausalLMModule
+
+    pl.seed_everything(0)
+    cfg = {
+        "vocab_size": 257,
+        "d_model": 16,
+        "n_layers": 1,
+        "n_heads": 2,
+        "context_length": 16,
+        "time_steps": 2,
+    }
+    sample = SampleTextCallback(prompt="KING:\n", max_new_tokens=6)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=2,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[sample],
+    )
+    dm = TinyShakespeareDataModule(tokenizer="byte", seq_len=16, batch_size=2, max_train_windows=4)
+    trainer.fit(CausalLMModule(model_config=cfg), dm)
+    assert sample.sample.startswith("KING:\n") and len(sample.sample) > len("KING:\n")
+    assert sample.sample in capsys.readouterr().out

@@ -101,10 +101,11 @@ def test_callbacks_on_the_digits_module(tmp_path):
         callbacks=[energy, structural],
     )
     trainer.fit(module, DigitsDataModule(batch_size=16))
-    # energy = SOPs * E_AC (no MACs in this network), SOPs = input spikes * fan-out
+    # energy = SOPs * E_AC + updates * E_UPDATE (no MACs in this network), SOPs = input spikes * fan-out
     last = energy.last
     assert last["energy/macs"] == 0 and last["energy/sops"] > 0
-    assert last["energy/step_j"] == pytest.approx(last["energy/sops"] * 0.9e-12)
+    assert last["energy/updates"] == 16 * 20 * 5  # batch x excitatory neurons x steps
+    assert last["energy/step_j"] == pytest.approx(last["energy/sops"] * 0.9e-12 + 16 * 20 * 5 * 6.4e-12)
     assert 0 < last["spike_rate/exc"] <= 1 and 0 < last["spike_rate/input"] <= 1
     # two structural applies (steps 3 and 6); the projection's nnz changed by exactly the net edits
     s = structural.stats
@@ -116,3 +117,17 @@ def test_callbacks_on_the_digits_module(tmp_path):
     trainer.save_checkpoint(path)
     back = STDPDigitsModule.load_from_checkpoint(path)
     assert torch.equal(back.net.proj.dense(), module.net.proj.dense())
+
+
+def test_sops_come_from_the_spikes_drawn():
+    from evospikenet.energy import OpCounter
+    from evospikenet.models.plastic_snn import PlasticDigitsSNN
+
+    net = PlasticDigitsSNN(n_in=64, n_exc=10, time_steps=6).eval()
+    x = torch.rand(5, 64)
+    c = OpCounter()
+    net(x, generator=torch.Generator().manual_seed(3), counter=c)
+    g = torch.Generator().manual_seed(3)
+    drawn = sum(torch.bernoulli((x * net.max_rate).clamp(0, 1), generator=g).sum() for _ in range(6))
+    assert c.sops["input->exc"] == pytest.approx(float(drawn) * 10)  # dense rows: 10 synapses each
+    assert c.updates["exc"] == 5 * 10 * 6

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from ..spiking_lm.config import SpikingEvoSpikeNetConfig, _pos_int
+from .tokenizer import SPECIAL_TOKENS, default_vocab
 
-__all__ = ["MultiModalEvoSpikeNetConfig", "MM_MODEL_TYPE", "SPECIAL_TOKENS", "FUSIONS"]
+__all__ = ["MultiModalEvoSpikeNetConfig", "MM_MODEL_TYPE", "FUSIONS"]
 
 MM_MODEL_TYPE = "multimodal_evospikenet"
 FUSIONS = ("prefix", "prefix+context")  # see model.py
-SPECIAL_TOKENS = ("<pad>", "<bos>", "<sep>", "<eos>", "<unk>")  # ids 0..4 of every vocabulary
 
 
 class MultiModalEvoSpikeNetConfig(SpikingEvoSpikeNetConfig):
@@ -20,7 +20,7 @@ class MultiModalEvoSpikeNetConfig(SpikingEvoSpikeNetConfig):
 
     model_type = MM_MODEL_TYPE
 
-    vocab: list | None = None  # words of the tokenizer; None: evospikenet.data.multimodal.default_vocab()
+    vocab: list | None = None  # words of the tokenizer; None: tokenizer.default_vocab()
     image_size: int = 8  # images are (C, image_size, image_size)
     image_channels: int = 1  # C: channels of an image (1: grey levels)
     image_max_value: float = 16.0  # pixel value mapped to 1.0 (sklearn digits: 0..16)
@@ -70,8 +70,6 @@ class MultiModalEvoSpikeNetConfig(SpikingEvoSpikeNetConfig):
 
     def __post_init__(self, **kwargs):
         if self.vocab is None:
-            from ...data.multimodal import default_vocab
-
             self.vocab = default_vocab()
         self.vocab = list(self.vocab)
         if tuple(self.vocab[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:

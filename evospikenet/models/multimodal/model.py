@@ -174,7 +174,7 @@ class MultiModalEvoSpikeNetForCausalLM(SpikingEvoSpikeNetPreTrainedModel):
 
     def check_prompt(self, texts: list[str], images, signals) -> None:
         """Raise ``ValueError`` when a prompt names a modality whose input is missing."""
-        from ...data.multimodal import tokenize_words
+        from .tokenizer import tokenize_words
 
         for t in texts:
             words = set(tokenize_words(t))

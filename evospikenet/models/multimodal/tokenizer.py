@@ -1,13 +1,74 @@
-"""Word-level tokenizer of the multimodal LM; its vocabulary lives in the model config (saved with it)."""
+"""Word-level tokenizer of the multimodal LM and the vocabulary it is built from.
+
+The vocabulary is the special tokens, then every word of the question and caption templates below (the texts
+``evospikenet.data.multimodal`` pairs with digits and beats), sorted: :func:`default_vocab`. A model stores its
+vocabulary in its config (saved with it), so a tokenizer rebuilt from a saved model matches its embeddings.
+"""
 
 from __future__ import annotations
 
+import re
+
 import torch
 
-from ...data.multimodal import tokenize_words
-from .config import SPECIAL_TOKENS
+__all__ = [
+    "WordTokenizer",
+    "SPECIAL_TOKENS",
+    "DIGIT_WORDS",
+    "DIGIT_QUESTIONS",
+    "DIGIT_CAPTIONS",
+    "BEAT_QUESTIONS",
+    "BEAT_CAPTIONS",
+    "AAMI_DESCRIPTIONS",
+    "tokenize_words",
+    "default_vocab",
+]
 
-__all__ = ["WordTokenizer"]
+SPECIAL_TOKENS = ("<pad>", "<bos>", "<sep>", "<eos>", "<unk>")  # ids 0..4 of every vocabulary
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+DIGIT_QUESTIONS = (
+    "what digit is this ?",
+    "which number is drawn in the picture ?",
+    "describe the image .",
+    "what is written in this image ?",
+    "caption this picture .",
+)
+DIGIT_CAPTIONS = (  # {w}: the digit as a word, {n}: as a numeral
+    "this is a handwritten {w} .",
+    "the digit {w} .",
+    "a drawing of the number {n} .",
+    "it shows a {n} .",
+    "the number {w} .",
+    "a handwritten {n} .",
+)
+BEAT_QUESTIONS = (
+    "what kind of beat is this ?",
+    "describe this heartbeat .",
+    "classify the ecg beat .",
+    "what does this heart signal show ?",
+)
+BEAT_CAPTIONS = ("this is {d} .", "{d} .", "the ecg shows {d} .", "it looks like {d} .")
+AAMI_DESCRIPTIONS = (  # index = AAMI class N, S, V, F, Q
+    "a normal beat",
+    "a supraventricular ectopic beat",
+    "a premature ventricular contraction",
+    "a fusion beat",
+    "a paced or unclassifiable beat",
+)
+_TOKEN = re.compile(r"[a-z]+|[0-9]|[?.,!]|<[a-z]+>")
+
+
+def tokenize_words(text: str) -> list[str]:
+    """Lower-case words, single digits and punctuation marks of ``text``."""
+    return _TOKEN.findall(text.lower())
+
+
+def default_vocab() -> list[str]:
+    """Special tokens, then every word of the question and caption templates (sorted, deterministic)."""
+    texts = [*DIGIT_QUESTIONS, *BEAT_QUESTIONS, *AAMI_DESCRIPTIONS, *DIGIT_WORDS, *"0123456789"]
+    texts += [c.format(w="", n="", d="") for c in (*DIGIT_CAPTIONS, *BEAT_CAPTIONS)]
+    words = sorted({w for t in texts for w in tokenize_words(t)})
+    return [*SPECIAL_TOKENS, *words]
 
 
 class WordTokenizer:

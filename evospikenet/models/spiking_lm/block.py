@@ -75,17 +75,24 @@ class LayerStats(NamedTuple):
     neuron_steps: int  # neurons x steps (x batch x tokens): the denominator of the rate
     sops: torch.Tensor  # () synaptic operations its spikes trigger (detached)
     macs: float  # float multiply-accumulates spent on its input (LayerNorm, softmax)
+    lif: bool = True  # LIF neurons (one state update per neuron and step); False: the TAS encoder
 
 
 def _stats(
-    name: str, s: torch.Tensor, fan_out: int, macs: float = 0.0, extra_sops=None, signed: bool = False
+    name: str,
+    s: torch.Tensor,
+    fan_out: int,
+    macs: float = 0.0,
+    extra_sops=None,
+    signed: bool = False,
+    lif: bool = True,
 ) -> LayerStats:
     """Stats of spikes ``s`` (0/1, or -1/0/1 with ``signed``: the TAS encoder's signed spikes)."""
     total = s.abs().sum() if signed else s.sum()
     sops = total.detach() * fan_out
     if extra_sops is not None:
         sops = sops + extra_sops
-    return LayerStats(name, total, s.numel(), sops, float(macs))
+    return LayerStats(name, total, s.numel(), sops, float(macs), lif)
 
 
 def stdp_fast_weight_readout(r: torch.Tensor, tau_plus: torch.Tensor) -> torch.Tensor:

@@ -41,7 +41,7 @@ from .block import LN_MACS_PER_ELEMENT, LayerStats, MetaSTDP, SpikingBlock, _sta
 from .config import SpikingEvoSpikeNetConfig
 from .neurons import LIFPopulation
 from .packing import check_position_ids, pool_segments, segment_ids
-from .tas import TASEncoder
+from .tas import TASEncoder, tas_macs
 
 __all__ = [
     "SpikeStats",
@@ -75,14 +75,15 @@ class SpikeStats:
         for s in self.layers:
             c.add_sops(s.name, s.sops)
             c.add_macs(s.name, s.macs)
-            c.add_updates(s.name, s.neuron_steps)
+            if s.lif:
+                c.add_updates(s.name, s.neuron_steps)
         return c
 
     def sops_per_token(self) -> float:
         return self.op_counter().total_sops / self.n_tokens
 
     def energy_per_token_j(self, model: EnergyModel = HOROWITZ_45NM) -> float:
-        """Compute energy (SOPs x E_AC + MACs x E_MAC) per token."""
+        """Compute energy (SOPs x E_AC + MACs x E_MAC + updates x E_UPDATE) per token."""
         return model.report(self.op_counter()).compute_j / self.n_tokens
 
     def summary(self) -> dict:
@@ -189,7 +190,8 @@ class SpikingEvoSpikeNetModel(SpikingEvoSpikeNetPreTrainedModel):
         ``tas_residual_gain``, and the TAS population's stats (its signed spikes, before the gain)."""
         c = self.config
         spikes, _ = self.tas(e, c.time_steps, self.tas_stochastic())  # (T, B, L, D) in {-1, 0, 1}
-        stats = [_stats("tas", spikes, 1, signed=True)]
+        B, L, D = e.shape
+        stats = [_stats("tas", spikes, 1, tas_macs(B * L, D, c.time_steps), signed=True, lif=False)]
         u = spikes if c.tas_residual_gain == 1.0 else c.tas_residual_gain * spikes
         return u, stats
 

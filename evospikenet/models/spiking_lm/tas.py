@@ -23,6 +23,12 @@ training (docs/spiking_lm.md). Over ``T`` steps:
   ``b_{t} = \lfloor (t+1) p + 1/2 \rfloor - \lfloor t p + 1/2 \rfloor`` that emits
   ``round(T p)`` spikes, the same every call (straight-through gradient as well).
 
+Float work (``tas_macs``, counted as MACs in the energy figures, with no LIF state update: the encoder is
+float arithmetic, not a neuron): per token the embedding's gain and position add (``D``), the window
+predictor ``w_tau^T e`` (``D``), per channel the scaling by ``alpha / tau`` and the offset (2), the sigmoid
+(an exponential and a reciprocal, 2), and per channel and step the sigma-delta pattern or the Bernoulli draw
+(1): ``D (2 + 4 + T)`` per token.
+
 Sign: TAS spikes are *signed* events ``s_{t,i,d} = sign(e_{i,d}) b_{t,i,d} \in \{-1, 0, 1\}``, one neuron
 per channel whose spike is excitatory or inhibitory; a synapse receiving it adds or subtracts its weight
 (still accumulate-only). Spike rates count ``|s|``.
@@ -37,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["TASParams", "tas_probability", "tas_encode", "TASEncoder"]
+__all__ = ["TASParams", "tas_probability", "tas_encode", "tas_macs", "TASEncoder"]
 
 _EPS = 1e-3
 
@@ -48,6 +54,11 @@ class TASParams(NamedTuple):
     alpha: torch.Tensor  # () positive gain
     beta: torch.Tensor  # () or (D,) offset
     tau_window: torch.Tensor  # (B, L, 1) positive window per token
+
+
+def tas_macs(n_tokens: int, d_model: int, time_steps: int) -> int:
+    """Float MACs of encoding ``n_tokens`` tokens of width ``d_model`` over ``time_steps`` (module docstring)."""
+    return n_tokens * d_model * (6 + time_steps)
 
 
 def tas_probability(e: torch.Tensor, params: TASParams) -> torch.Tensor:
