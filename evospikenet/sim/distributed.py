@@ -121,7 +121,11 @@ class SpikeExchange:
     def run(self, engine, start: int, stop: int) -> None:
         """Steps ``start`` to ``stop`` of ``engine``: in C++ for the native engine on the CPU (no Python per
         step), else step by step from Python."""
-        if hasattr(engine, "run_exchanged") and self.comm.device == "cpu" and not os.environ.get("EVOSPIKENET_PY_EXCHANGE"):
+        if (
+            hasattr(engine, "run_exchanged")
+            and self.comm.device == "cpu"
+            and not os.environ.get("EVOSPIKENET_PY_EXCHANGE")
+        ):
             try:
                 self.capacity = engine.run_exchanged(self.comm.step_group, stop - start, self.capacity)
             except RuntimeError as err:

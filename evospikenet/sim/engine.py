@@ -110,7 +110,8 @@ class NativeEngine:
         exact: bool = False,
     ):
         groups, k, w, d = group_table(spec)
-        self.spec = spec
+        self.spec, self.seed, self.rank, self.ranks = spec, seed, rank, ranks
+        self.procedural, self.exact = procedural, exact
         self._e = load_popnet().Engine(
             groups, len(spec.populations), k, w, d, spec.weight_rel_sd, spec.delay_rel_sd, spec.dt,
             seed, rank, ranks, procedural, exact,

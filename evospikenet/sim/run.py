@@ -94,13 +94,11 @@ def simulate(spec: NetworkSpec, cfg: RunConfig, comm: Comm, out: str | Path, res
 
     load_popnet()  # compiling the extension (first use only) is not part of the build time
     t0 = time.perf_counter()
+    engine = NativeEngine(spec, cfg.seed, comm.rank, comm.world, cfg.procedural, cfg.deterministic)
     if cfg.backend == "torch":
         from .torch_engine import TorchEngine
 
-        device = f"cuda:{comm.local_rank}" if cfg.device == "cuda" else cfg.device
-        engine = TorchEngine(spec, cfg.seed, comm.rank, comm.world, cfg.procedural, cfg.deterministic, device)
-    else:
-        engine = NativeEngine(spec, cfg.seed, comm.rank, comm.world, cfg.procedural, cfg.deterministic)
+        engine = TorchEngine(engine, f"cuda:{comm.local_rank}" if cfg.device == "cuda" else cfg.device)
     engine.build()
     meta: dict = {}
     records = 0

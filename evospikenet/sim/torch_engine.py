@@ -16,30 +16,24 @@ import torch
 
 from .engine import FIELDS, NativeEngine, group_table
 from .philox import TAG, open01, philox, poisson_cdf, poisson_counts, seed_key
-from .spec import NetworkSpec
 
 __all__ = ["TorchEngine"]
 
 
 class TorchEngine:
-    """One rank's share of a network as tensors on ``device`` (interface of :class:`NativeEngine`)."""
+    """One rank's share of a network as tensors on ``device`` (interface of :class:`NativeEngine`).
 
-    def __init__(
-        self,
-        spec: NetworkSpec,
-        seed: int,
-        rank: int = 0,
-        ranks: int = 1,
-        procedural: bool = False,
-        exact: bool = False,
-        device: str | torch.device = "cpu",
-    ):
-        if procedural:
+    ``native``: the (not yet built) native engine of the same rank, which draws the connectivity;
+    ``TorchEngine(NativeEngine(spec, seed, rank, ranks, exact=True), "cuda")``.
+    """
+
+    def __init__(self, native: NativeEngine, device: str | torch.device = "cpu"):
+        if native.procedural:
             raise ValueError("procedural connectivity runs on the native engine only (--backend native)")
-        self.spec, self.rank, self.ranks, self.exact = spec, rank, ranks, exact
+        self.spec, self.rank, self.ranks, self.exact = native.spec, native.rank, native.ranks, native.exact
         self.device = torch.device(device)
-        self.key = seed_key(seed)
-        self._native = NativeEngine(spec, seed, rank, ranks, exact=exact)
+        self.key = seed_key(native.seed)
+        self._native = native
         self.recording = False
 
     def build(self, threads: int | None = None) -> None:

@@ -17,7 +17,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NEST_PY = os.path.join(ROOT, ".venv-nest", "bin", "python")
-sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+sys.path.append(os.path.join(ROOT, "benchmarks"))  # appended: benchmarks/training.py must not shadow the package
 
 from _cuba import cuba_flats  # noqa: E402
 

@@ -14,7 +14,7 @@ import sys
 import pytest
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
+sys.path.append(os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))  # appended: not shadowing packages
 
 import _peers  # noqa: E402
 

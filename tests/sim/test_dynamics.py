@@ -181,7 +181,7 @@ def test_torch_engine_matches_the_native_engine(popnet, small, device, exact):
     from evospikenet.sim.torch_engine import TorchEngine
 
     ref = _single(small, 5, 7200, exact=True)  # through the thalamic pulse at 700 ms
-    e = TorchEngine(small, 5, exact=exact, device=device)
+    e = TorchEngine(NativeEngine(small, 5, exact=exact), device)
     e.build()
     e.set_recording(True)
     e.run(7200)

@@ -201,21 +201,38 @@ void Engine::update_into() {
     }
 }
 
-// Procedural delivery of source gid j: its synapses regenerated from their streams, in draw order.
+// Procedural delivery of source gid j: its synapses regenerated from their streams, in draw order. Drawing a
+// synapse takes a few hundred instructions, so writing each into the ring at once would leave one cache miss
+// in flight at a time; the writes are queued and applied in bursts of kBurst, whose misses overlap.
 template <bool kExact>
 void Engine::deliver_procedural(int64_t j, int times) {
+    using Acc = std::conditional_t<kExact, int64_t, float>;
+    constexpr int kBurst = 256;
     const int b = net_.src_group(j);
     const size_t wb = (size_t)b * net_.n_pop;
     const int64_t mask = D_ - 1, n = net_.n_local, s = step_;
+    Acc* ring;
+    if constexpr (kExact) ring = ring_i_.data();
+    else ring = ring_f_.data();
+    int64_t at[kBurst];
+    Acc add[kBurst];
+    int m = 0;
+    auto flush = [&] {
+        for (int i = 0; i < m; ++i) ring[at[i]] += add[i];
+        m = 0;
+    };
     bool too_long = false;
     for (int rep = 0; rep < times; ++rep)
         for_each_target(net_, j, [&](int a, uint32_t k, const U4& x, int64_t seg, int64_t off) {
             const uint32_t w = make_synapse(net_, a, b, j, k, x, off, &too_long);
-            const int64_t at = ((s + ((w >> kOffsetBits) & kMaxDelay)) & mask) * n + net_.seg_begin[seg] + off;
-            if constexpr (kExact) ring_i_[at] += wmu0_i_[wb + a] + wstep_i_[wb + a] * (int64_t)(w >> 22);
-            else ring_f_[at] += net_.wmu0[wb + a] + net_.wstep[wb + a] * (float)(w >> 22);
+            at[m] = ((s + ((w >> kOffsetBits) & kMaxDelay)) & mask) * n + net_.seg_begin[seg] + off;
+            if constexpr (kExact) add[m] = wmu0_i_[wb + a] + wstep_i_[wb + a] * (int64_t)(w >> 22);
+            else add[m] = net_.wmu0[wb + a] + net_.wstep[wb + a] * (float)(w >> 22);
+            __builtin_prefetch(ring + at[m], 1, 1);
+            if (++m == kBurst) flush();
             ++events_;
         });
+    flush();
     if (too_long) throw std::runtime_error("a synaptic delay exceeds 127 steps");
 }
 
