@@ -205,8 +205,8 @@ def bench_nir(quick: bool, ecg_dir: Path, digits_dir: Path) -> dict:
     from hub.export_nir import export_nir_file
     from hub.lava.ecg import ECG_RECORDS, heldout_beats
     from hub.models import load_model
-    from hub.nir_digits import run_digits_graph
-    from hub.nir_ecg import ECG_LIFS, run_ecg_graph
+    from hub.nir_ecg import ECG_LIFS
+    from hub.nir_read import run_digits_graph, run_ecg_graph
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:

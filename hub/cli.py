@@ -7,10 +7,10 @@ import json
 import sys
 from pathlib import Path
 
+from .exports import EXPORT_NAMES
+
 __all__ = ["main", "build_parser", "export_dir", "EXPORT_NAMES"]
 
-# Default file name of each export format inside a model directory's exports/ folder.
-EXPORT_NAMES = {"onnx": "model.onnx", "nir": "model.nir", "lava": "model.loihi.npz"}
 
 EPILOG = """subcommands:
   push DIR REPO_ID        upload a saved model directory with its manifest, card and exports/

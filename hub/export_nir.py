@@ -32,6 +32,9 @@ from torch import nn
 
 from evospikenet.neurons import LIF
 
+from .nir_common import NIR_DT, RESET_KEY, _np
+from .nir_read import read_into_snntorch
+
 __all__ = [
     "NIR_CLASSES",
     "NIR_DT",
@@ -41,10 +44,8 @@ __all__ = [
     "to_nir",
     "export_nir_file",
     "read_into_snntorch",
-]
+]  # read_into_snntorch lives in hub.nir_read; re-exported as the reading half of this format
 
-NIR_DT = 1e-4  # the step (s) NIR time constants are written for (snnTorch's importer assumes it)
-RESET_KEY = "evospikenet.reset"  # LIF node metadata key: "subtract" marks a subtract reset NIR cannot express
 NIR_CLASSES = ("ECGSpikingNet", "DigitsClassifier")  # saved model classes with a NIR form
 
 
@@ -119,10 +120,6 @@ def _lif_node(p, shape):
     )
 
 
-def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().numpy().astype(np.float32)
-
-
 def to_nir(model: nn.Module):
     """The NIR graph (``nir.NIRGraph``) of a :class:`SpikingSequential`, an ``ECGSpikingNet`` or a
     ``DigitsClassifier`` (:mod:`hub.nir_digits`)."""
@@ -192,59 +189,6 @@ def to_nir(model: nn.Module):
     return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
 
 
-class _MultiInputGraph(nn.Module):
-    """Executes an acyclic NIR graph with several ``Input`` nodes (nirtorch 2.6 refuses those).
-
-    The same snnTorch modules (``init_hidden=True``, state kept inside each ``Leaky``) run in topological
-    order, a node's incoming edges summed as NIR prescribes; ``state`` is only a started/not-started flag
-    (``None`` resets every membrane), kept so the call matches nirtorch's ``out, state = m(*inputs, state)``.
-    """
-
-    def __init__(self, graph, node_map) -> None:
-        import nir
-
-        super().__init__()
-        self.inputs = sorted(k for k, n in graph.nodes.items() if isinstance(n, nir.Input))
-        self.output = next(k for k, n in graph.nodes.items() if isinstance(n, nir.Output))
-        self.preds = {k: [a for a, b in graph.edges if b == k] for k in graph.nodes}
-        order, done = [], set(self.inputs)
-        while len(done) < len(graph.nodes):
-            ready = [k for k in graph.nodes if k not in done and all(a in done for a in self.preds[k])]
-            if not ready:
-                raise ValueError("a NIR graph with several inputs must be acyclic to be read back")
-            order += ready
-            done.update(ready)
-        self.order = order
-        self.mods = nn.ModuleDict(
-            {k: node_map[type(graph.nodes[k])](graph.nodes[k]) for k in order if k != self.output}
-        )
-
-    def forward(self, *args, state=None, **named):
-        """Inputs by node name (``m(x=..., rr=..., state=state)``) or positionally in sorted name order."""
-        xs = list(args[: len(self.inputs)])
-        if len(args) > len(self.inputs):
-            state = args[len(self.inputs)]
-        vals = dict(zip(self.inputs, xs)) | named
-        if sorted(vals) != self.inputs:
-            raise ValueError(f"inputs must be {self.inputs}, got {sorted(vals)}")
-        if state is None:
-            for m in self.mods.values():
-                if hasattr(m, "reset_state"):
-                    m.reset_state()
-                elif hasattr(m, "mem"):
-                    m.mem = torch.zeros(0)
-        for k in self.order:
-            h = sum(vals[a] for a in self.preds[k])
-            vals[k] = h if k == self.output else self.mods[k](h)
-        return vals[self.output], {"started": True}
-
-
-def _meta(node, key: str):
-    """A metadata string of a NIR node (``nir.read`` may return bytes)."""
-    v = node.metadata.get(key)
-    return v.decode() if isinstance(v, bytes) else v
-
-
 def export_nir_file(model, path) -> Path:
     """Write ``to_nir(model)`` to ``path`` (HDF5, ``nir.write``; a temporary file renamed into place)."""
     import os
@@ -260,68 +204,3 @@ def export_nir_file(model, path) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
-
-
-def read_into_snntorch(graph, honour_reset: bool = True) -> nn.Module:
-    """snnTorch modules for a NIR graph, executed by nirtorch; call as ``out, state = m(x_t, state)``
-    (graphs with several inputs, e.g. the ECG net's: ``m(x=x_t, rr=rr, state=state)``).
-
-    With ``honour_reset`` a LIF node whose ``metadata[RESET_KEY]`` is ``"subtract"`` becomes a ``Leaky``
-    with subtract reset; without it (as any metadata-blind NIR reader) it keeps NIR's zero reset.
-
-    Feed-forward and convolutional graphs go through ``snntorch.import_nir.import_from_nir``. A graph with a
-    recurrent loop is built from the same snnTorch node converters by ``nirtorch.nir_to_torch`` directly:
-    snnTorch's importer also passes a ``Flatten``'s NIR dims (which exclude the batch) to torch unshifted, so
-    graphs with a ``Flatten`` take this path too. snnTorch's importer first rewrites a LIF <-> weight loop
-    into a subgraph whose external input enters the
-    *weight* node (``S_t = LIF(W (x_t + S_{t-1}))``), which is not the NIR graph's meaning
-    (``LIF(x_t + W S_{t-1})``); nirtorch keeps the loop as written, reading ``W S_{t-1}`` from its state.
-    """
-    import nir
-    import nirtorch
-    from snntorch.import_nir import _nir_to_snntorch_module, import_from_nir
-
-    edges = set(graph.edges)
-    cyclic = any((b, a) in edges for a, b in edges)
-    from .nir_digits import WTA_KEY, WTALIF
-
-    wta = honour_reset and any(
-        isinstance(n, nir.LIF) and n.metadata.get(WTA_KEY) for n in graph.nodes.values()
-    )
-    special = wta or any(
-        isinstance(n, (nir.Flatten, nir.Conv1d)) or (isinstance(n, nir.LIF) and n.metadata.get(RESET_KEY))
-        for n in graph.nodes.values()
-    )
-    if not cyclic and not special:
-        return import_from_nir(graph)
-    conv = lambda n: _nir_to_snntorch_module(n, init_hidden=True)  # noqa: E731
-    node_map = {t: conv for t in (nir.Affine, nir.Linear, nir.Conv2d, nir.IF, nir.CubaLIF)}
-
-    def lif(n):
-        if honour_reset and _meta(n, RESET_KEY) == "subtract":
-            from .nir_ecg import SubtractLIF
-
-            return SubtractLIF(n)
-        if honour_reset and _meta(n, WTA_KEY) == "hard":
-            return WTALIF(n)
-        return conv(n)
-
-    def conv1d(n):  # snnTorch's importer has no Conv1d
-        w = torch.as_tensor(np.asarray(n.weight, dtype=np.float32))
-        m = nn.Conv1d(
-            w.shape[1] * n.groups, w.shape[0], w.shape[2], n.stride, n.padding, n.dilation, n.groups
-        )
-        with torch.no_grad():
-            m.weight.copy_(w)
-            m.bias.copy_(torch.as_tensor(np.asarray(n.bias, dtype=np.float32)))
-        return m
-
-    node_map[nir.LIF] = lif
-    node_map[nir.Conv1d] = conv1d
-    # NIR's Flatten dims exclude the batch; snnTorch passes them to torch unshifted (flattening the batch)
-    node_map[nir.Flatten] = lambda n: nn.Flatten(
-        n.start_dim + 1, n.end_dim if n.end_dim < 0 else n.end_dim + 1
-    )
-    if wta or sum(isinstance(n, nir.Input) for n in graph.nodes.values()) > 1:
-        return _MultiInputGraph(graph, node_map)
-    return nirtorch.nir_to_torch(graph, node_map)

@@ -21,6 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+# Default file name of each export format inside a model directory's exports/ folder.
+EXPORT_NAMES = {"onnx": "model.onnx", "nir": "model.nir", "lava": "model.loihi.npz"}
+
 __all__ = ["build_exports", "FORMATS"]
 
 FORMATS = ("onnx", "nir", "lava")
@@ -68,12 +71,13 @@ def _nir(model, kind, out: Path) -> dict:
     with torch.no_grad():
         _, ref = model(*x, return_spikes=True)
     if kind == "ecg":
-        from .nir_ecg import ECG_LIFS, run_ecg_graph
+        from .nir_ecg import ECG_LIFS
+        from .nir_read import run_ecg_graph
 
         _, got = run_ecg_graph(graph, *x, model.config.time_steps)
         pairs = [(got[k], r) for k, r in zip(ECG_LIFS, ref)]
     else:
-        from .nir_digits import run_digits_graph
+        from .nir_read import run_digits_graph
 
         pairs = [(run_digits_graph(graph, x[0])[1], ref)]
     same = sum(int((a == b).sum()) for a, b in pairs)
@@ -121,8 +125,6 @@ def build_exports(
     model, d, formats=FORMATS, qat_epochs: int = 3, beats_per_record: int = 20, data_dir=None, log=None
 ):
     """Write ``d/exports/`` for ``model`` (loaded from ``d``); returns the rows the card lists."""
-    from .cli import EXPORT_NAMES
-
     name = type(model).__name__
     kind = {"ECGSpikingNet": "ecg", "DigitsClassifier": "digits"}.get(name)
     if kind is None and name.startswith("SpikingEvoSpikeNetFor"):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["LoadLimits", "DEFAULT_LIMITS", "check_config_limits", "check_weight_shapes"]
+__all__ = ["LoadLimits", "DEFAULT_LIMITS", "ModelLoadError", "check_config_limits", "check_weight_shapes"]
 
 
 @dataclass(frozen=True)
@@ -34,9 +34,11 @@ class LoadLimits:
 DEFAULT_LIMITS = LoadLimits()
 
 
-def _error(msg: str):
-    from .models import ModelLoadError
+class ModelLoadError(ValueError):
+    """A saved model directory failed a safety or consistency check (nothing was run)."""
 
+
+def _error(msg: str) -> ModelLoadError:
     return ModelLoadError(msg)
 
 

@@ -30,7 +30,7 @@ from pathlib import Path, PurePosixPath
 
 from torch import nn
 
-from .limits import DEFAULT_LIMITS, LoadLimits, check_config_limits, check_weight_shapes
+from .limits import DEFAULT_LIMITS, LoadLimits, ModelLoadError, check_config_limits, check_weight_shapes
 
 __all__ = [
     "ModelLoadError",
@@ -71,10 +71,6 @@ KNOWN_TYPES = {
     ),
 }
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
-
-class ModelLoadError(ValueError):
-    """A saved model directory failed a safety or consistency check (nothing was run)."""
 
 
 def file_digest(path: Path) -> str:

@@ -16,7 +16,7 @@ reset does (:data:`hub.export_nir.RESET_KEY`):
 
 ``evospikenet.beta`` and ``evospikenet.threshold`` carry the exact float32 constants. A NIR reader that
 ignores the metadata runs independent LIF neurons with threshold ``thr + theta`` (``v_threshold``).
-:class:`WTALIF` is the metadata-honouring neuron that :func:`hub.export_nir.read_into_snntorch` builds.
+:class:`WTALIF` is the metadata-honouring neuron that :func:`hub.nir_read.read_into_snntorch` builds.
 """
 
 from __future__ import annotations
@@ -25,20 +25,15 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["WTA_KEY", "digits_to_nir", "WTALIF", "run_digits_graph"]
+from .nir_common import NIR_DT, WTA_KEY, _np
 
-WTA_KEY = "evospikenet.wta"
-
-
-def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().numpy().astype(np.float32)
+__all__ = ["WTA_KEY", "digits_to_nir", "WTALIF"]
 
 
 def digits_to_nir(model):
     """NIR graph of a ``DigitsClassifier`` (see the module docstring)."""
     import nir
 
-    from .export_nir import NIR_DT
     from .export_onnx import DigitsClassifier
 
     if not isinstance(model, DigitsClassifier):
@@ -105,24 +100,3 @@ class WTALIF(nn.Module):
         self.mem = v * (1.0 - fired[:, None])
         self.theta = self.theta + self.theta_plus * s.sum(0)
         return s
-
-
-def run_digits_graph(graph, spikes_in: torch.Tensor, honour: bool = True):
-    """Read ``graph`` back into snnTorch and run it on ``spikes_in`` (T, B, n_in).
-
-    Returns the logits (B, n_classes) (mean of the per-step output) and the excitatory spikes (T, B, n).
-    """
-    from .export_nir import read_into_snntorch
-
-    m = read_into_snntorch(graph, honour_reset=honour)
-    rec = []
-    hook = m.mods["exc"].register_forward_hook(
-        lambda mod, i, o: rec.append(o[0] if isinstance(o, tuple) else o)
-    )
-    state, outs = None, []
-    with torch.no_grad():
-        for s in spikes_in.unbind(0):
-            out, state = m(input=s, state=state)
-            outs.append(out)
-    hook.remove()
-    return torch.stack(outs).mean(0), torch.stack(rec)

@@ -7,11 +7,11 @@ the three convs (``Conv1d`` with bias); the RR standardisation is folded into th
 mean over the ``T = config.time_steps`` steps is the model's logits. Its LIF neurons reset by
 **subtraction** (``V_t = H_t - S_t V_th``), which NIR 1.0's ``LIF`` cannot express (its reset sets
 ``v_reset``). Each LIF node is therefore written with ``v_reset = 0`` and ``metadata["evospikenet.reset"] =
-"subtract"``: :func:`hub.export_nir.read_into_snntorch` honours the metadata (a subtract-reset neuron, the exact model;
+"subtract"``: :func:`hub.nir_read.read_into_snntorch` honours the metadata (a subtract-reset neuron, the exact model;
 snnTorch's own subtract-reset ``Leaky`` subtracts a step later and is a different neuron), while a reader
 that ignores metadata runs the zero-reset approximation (agreement measured in ``docs/hub.md``).
 nirtorch 2.6 refuses graphs with two ``Input`` nodes, so such graphs are read back into the same snnTorch
-modules and run by a small topological executor (``hub.export_nir._MultiInputGraph``); :func:`run_ecg_graph`
+modules and run by a small topological executor (``hub.nir_read._MultiInputGraph``); :func:`run_ecg_graph`
 runs a graph so read back.
 """
 
@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .export_nir import NIR_DT, RESET_KEY, _np
+from .nir_common import NIR_DT, RESET_KEY, _np
 
-__all__ = ["ecg_to_nir", "SubtractLIF", "run_ecg_graph", "ECG_LIFS"]
+__all__ = ["ecg_to_nir", "SubtractLIF", "ECG_LIFS"]
 
 ECG_LIFS = ("lif0", "lif1", "lif2", "lif_fc")  # the LIF nodes of the graph, in step order
 
@@ -122,24 +122,3 @@ class SubtractLIF(nn.Module):
         s = (h >= self.v_th).to(h.dtype)
         self.mem = h - s * self.v_th
         return s
-
-
-def run_ecg_graph(graph, x: torch.Tensor, rr: torch.Tensor, T: int, honour_reset: bool = True):
-    """Read ``graph`` back into snnTorch and run ``T`` steps on beats ``x`` (B, L), ``rr`` (B, 6).
-
-    Returns the per-step readout (T, B, n_classes) (its mean over T is the logits) and the spikes
-    ``{lif: (T, B, ...)}`` of every LIF node.
-    """
-    from .export_nir import read_into_snntorch
-
-    m = read_into_snntorch(graph, honour_reset=honour_reset)
-    rec = {k: [] for k in ECG_LIFS}
-    hooks = [m.mods[k].register_forward_hook(lambda mod, i, o, k=k: rec[k].append(o)) for k in ECG_LIFS]
-    state, outs = None, []
-    with torch.no_grad():
-        for _ in range(T):
-            out, state = m(x=x.unsqueeze(1), rr=rr, state=state)
-            outs.append(out)
-    for h in hooks:
-        h.remove()
-    return torch.stack(outs), {k: torch.stack(v) for k, v in rec.items()}

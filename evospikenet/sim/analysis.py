@@ -21,8 +21,6 @@ and the spikes of the raster window.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +37,6 @@ __all__ = [
     "ks_distance",
     "compare",
     "summary",
-    "analyze_main",
 ]
 
 STATS = ("rate", "cv", "corr")
@@ -270,61 +267,3 @@ def summary(st: RunStats) -> dict:
         }
         for p in st.populations
     }
-
-
-def _json_safe(obj):
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    return obj
-
-
-def analyze_main(argv: list[str]) -> int:
-    """``evospikenet-sim analyze DIR [--against DIR2] ...``: statistics, KS distances and plots; the last
-    stdout line is one JSON object. Returns the exit status (2 for bad input, with the reason on stderr)."""
-    p = argparse.ArgumentParser(prog="evospikenet-sim analyze", description=__doc__.split("\n\n")[0])
-    p.add_argument("run_dir", help="run directory (run.json and spikes/rank*.bin, made with --record)")
-    p.add_argument("--against", help="a second run directory of the same network: KS distances and overlays")
-    p.add_argument("--warmup-ms", type=float, default=500.0, help="discard spikes up to this time (ms)")
-    p.add_argument("--bin-ms", type=float, default=2.0, help="bin width of the spike-count correlations (ms)")
-    p.add_argument("--n-corr", type=int, default=200, help="neurons per population in the correlation sample")
-    p.add_argument("--seed", type=int, default=0, help="seed of the correlation subsample")
-    p.add_argument("--out", help="where the plots and stats go (default RUN_DIR/analysis)")
-    p.add_argument("--no-plots", action="store_true", help="statistics only")
-    a = p.parse_args(argv)
-    kw = {"warmup_ms": a.warmup_ms, "bin_ms": a.bin_ms, "n_corr": a.n_corr, "seed": a.seed}
-    try:
-        st = spike_statistics(a.run_dir, **kw)
-        other = spike_statistics(a.against, **kw) if a.against else None
-        result = {
-            "run": str(a.run_dir),
-            "warmup_ms": a.warmup_ms,
-            "bin_ms": a.bin_ms,
-            "n_spikes": st.n_spikes,
-        }
-        result["populations"] = summary(st)
-        if other is not None:
-            result["against"] = str(a.against)
-            result["populations_against"] = summary(other)
-            result.update(compare(st, other))
-    except (FileNotFoundError, ValueError, KeyError) as err:
-        print(f"evospikenet-sim analyze: error: {err}", file=sys.stderr)
-        return 2
-    out = Path(a.out) if a.out else Path(a.run_dir) / "analysis"
-    out.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(
-        out / "stats.npz",
-        **{f"{p.name}_{k}": getattr(p, k) for p in st.populations for k in STATS},
-    )
-    if not a.no_plots:
-        from .plots import plot_distributions, plot_raster
-
-        result["plots"] = [
-            str(plot_raster(st, out / "raster.png")),
-            str(plot_distributions(st, other, out / "distributions.png")),
-        ]
-    result = _json_safe(result)
-    (out / "summary.json").write_text(json.dumps(result, indent=1))
-    print(json.dumps(result))
-    return 0

@@ -17,7 +17,9 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NEST_PY = os.path.join(ROOT, ".venv-nest", "bin", "python")
-sys.path.append(os.path.join(ROOT, "benchmarks"))  # appended: benchmarks/training.py must not shadow the package
+sys.path.append(
+    os.path.join(ROOT, "benchmarks")
+)  # appended: benchmarks/training.py must not shadow the package
 
 from _cuba import cuba_flats  # noqa: E402
 

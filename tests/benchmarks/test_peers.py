@@ -14,7 +14,9 @@ import sys
 import pytest
 import torch
 
-sys.path.append(os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))  # appended: not shadowing packages
+sys.path.append(
+    os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks")
+)  # appended: not shadowing packages
 
 import _peers  # noqa: E402
 

@@ -12,7 +12,7 @@ from hub.export_nir import export_nir_file
 from hub.export_onnx import DigitsClassifier
 from hub.models import load_model
 from hub.nir_digits import WTA_KEY
-from hub.nir_digits import run_digits_graph as _run
+from hub.nir_read import run_digits_graph as _run
 
 DIGITS_DIR = ROOT / "artifacts" / "digits_debug"
 

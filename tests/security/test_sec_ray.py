@@ -118,9 +118,14 @@ def test_killed_replica_fails_its_request_fast_with_503(ray_server):
             result.update(status=r.status_code, message=r.json().get("message", ""), done=time.perf_counter(),
                           started=t0)  # fmt: skip
 
+    busy0 = sum(victim.cpu_times()[:2])
     th = threading.Thread(target=long_request)
     th.start()
-    time.sleep(3.0)  # the request is running inside the replica
+    # Kill as soon as the replica is computing (0.1 s of its CPU time spent): the request, a few seconds on
+    # a fast machine, is then certainly inside it.
+    deadline = time.monotonic() + 30
+    while sum(victim.cpu_times()[:2]) - busy0 < 0.1 and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert th.is_alive(), result
     victim.kill()
     killed = time.perf_counter()

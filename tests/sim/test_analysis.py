@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from evospikenet.sim.analysis import analyze_main, compare, ks_distance, spike_statistics
+from evospikenet.sim.analysis import compare, ks_distance, spike_statistics
+from evospikenet.sim.cli import analyze_main
 from evospikenet.sim.recording import SpikeWriter
 
 DT = 0.1  # ms

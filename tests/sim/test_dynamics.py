@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import single
+from simutil import single
 
 from evospikenet.sim import PD14Config, pd14_spec
 from evospikenet.sim.engine import NativeEngine

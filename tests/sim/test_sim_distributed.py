@@ -13,7 +13,7 @@ import time
 import numpy as np
 import psutil
 import pytest
-from conftest import REPO, run_sim, sim_cmd, sim_env
+from simutil import REPO, run_sim, sim_cmd, sim_env
 
 from evospikenet.sim.recording import load_spikes
 

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 import yaml
-from conftest import LM_DEBUG, RECIPES
+from trainutil import LM_DEBUG, RECIPES
 
 from training.cli import run_cli
 
@@ -171,7 +171,7 @@ def test_console_script_exit_status(tmp_path):
     """``evospikenet-train`` as a shell runs it: 0 after a successful fit, non-zero for a bad recipe."""
     import subprocess
 
-    from conftest import sub_env
+    from trainutil import sub_env
 
     cmd = [_console_script("evospikenet-train"), "fit", "--config", str(LM_DEBUG), "--trainer.max_steps=2"]
     ok = subprocess.run(cmd, cwd=tmp_path, env=sub_env(), capture_output=True, text=True, timeout=300)

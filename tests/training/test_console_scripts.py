@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import sub_env
+from trainutil import sub_env
 
 
 def _run(name: str, *args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -7,7 +7,7 @@ import socket
 import subprocess
 
 import pytest
-from conftest import LM_DEBUG, cli_cmd, run_cli, sub_env
+from trainutil import LM_DEBUG, cli_cmd, run_cli, sub_env
 
 _ARGS = [
     "fit",

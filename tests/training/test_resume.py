@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import LM_DEBUG, cli_cmd, run_cli, sub_env
 from safetensors.torch import load_file
+from trainutil import LM_DEBUG, cli_cmd, run_cli, sub_env
 
 from training.checkpointing import AtomicCheckpointIO, atomic_torch_save
 from training.loaders import ResumableDataLoader, make_loader
