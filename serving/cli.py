@@ -198,9 +198,9 @@ def start(
     try:
         serve.start(http_options=http_options)
     except TimeoutError:
-        # Serve waits a fixed 60 s for its proxy, which a loaded machine can miss (two training runs on two
-        # cores). The controller and the proxy keep starting: this call connects to them, and the readiness
-        # wait below covers the proxy.
+        # Serve waits a fixed 60 s for its proxy, which a machine whose cores are busy can miss. The
+        # controller and the proxy keep starting: this call connects to them, and the readiness wait below
+        # covers the proxy.
         serve.start(http_options=http_options)
     serve.run(build_app(paths, port=port, **kw), name="evospikenet", route_prefix="/")
     name = "127.0.0.1" if host in ("0.0.0.0", "::") else host
