@@ -9,12 +9,16 @@
   ``AutoTokenizer``.
 * ``load_tiny_shakespeare(tokenizer)``: token ids of ``tinyshakespeare/input.txt``, split at 90 % of the
   *characters* into train and validation (the last 10 % is validation).
+  ``load_tiny_shakespeare(tokenizer, fractions=LM_SPLIT)``: the same text cut by position into consecutive
+  parts of the given fractions, here train / validation / test = 80 / 10 / 10 % (``benchmarks/lm.py``).
+* ``position_split(n, fractions)``: the boundaries of those parts over ``n`` characters.
 * ``random_batches``: random (B, L) windows of a 1-D id tensor for language-model training.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import torch
 
@@ -22,14 +26,17 @@ from .paths import dataset_path
 
 __all__ = [
     "TOKENIZERS",
+    "LM_SPLIT",
     "load_tokenizer",
     "byte_tokenizer",
     "shakespeare_bpe",
     "load_tiny_shakespeare",
+    "position_split",
     "random_batches",
 ]
 
 TOKENIZERS = ("byte", "gpt2", "bpe1024")
+LM_SPLIT = (0.8, 0.1, 0.1)  # train / validation / test fractions of the language-model benchmark
 EOT = "<|endoftext|>"
 
 
@@ -115,19 +122,54 @@ def load_tokenizer(kind: str = "gpt2", data_dir: str | os.PathLike | None = None
     return tok
 
 
+def position_split(n: int, fractions: Sequence[float]) -> list[tuple[int, int]]:
+    """Consecutive ``[start, end)`` ranges over ``range(n)``, part ``i`` of length about ``n f_i``.
+
+    The boundaries are ``c_i = floor(n (f_1 + ... + f_i))`` with ``c_0 = 0`` and the last set to ``n``, so the
+    parts are disjoint, in order and cover all ``n`` positions. Every fraction must be positive and they must
+    sum to 1.
+    """
+    fracs = [float(f) for f in fractions]
+    if len(fracs) < 2 or any(not f > 0.0 for f in fracs) or abs(sum(fracs) - 1.0) > 1e-9:
+        raise ValueError(
+            f"fractions must be two or more positive numbers summing to 1, got {tuple(fractions)!r}"
+        )
+    cuts, acc = [0], 0.0
+    for f in fracs[:-1]:
+        acc += f
+        cuts.append(int(n * acc))
+    cuts.append(n)
+    parts = list(zip(cuts[:-1], cuts[1:]))
+    if any(end <= start for start, end in parts):
+        raise ValueError(
+            f"{n} positions are too few to split into fractions {tuple(fracs)!r}: a part is empty"
+        )
+    return parts
+
+
 def load_tiny_shakespeare(
-    tokenizer, data_dir: str | os.PathLike | None = None, train_fraction: float = 0.9
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token ids (int64, 1-D) of tiny Shakespeare: the first ``train_fraction`` of the text and the rest."""
-    if not 0.0 < train_fraction < 1.0:
-        raise ValueError(f"train_fraction must lie in (0, 1), got {train_fraction!r}")
+    tokenizer,
+    data_dir: str | os.PathLike | None = None,
+    train_fraction: float = 0.9,
+    *,
+    fractions: Sequence[float] | None = None,
+) -> tuple[torch.Tensor, ...]:
+    """Token ids (int64, 1-D) of tiny Shakespeare, cut by character position.
+
+    Without ``fractions``: ``(train, validation)``, the first ``train_fraction`` of the text and the rest.
+    With ``fractions`` (e.g. ``LM_SPLIT`` = 80 / 10 / 10 %): one tensor per fraction, consecutive parts of the
+    text in order (``position_split``), each tokenized on its own; ``train_fraction`` is then ignored.
+    """
+    if fractions is None:
+        if not 0.0 < train_fraction < 1.0:
+            raise ValueError(f"train_fraction must lie in (0, 1), got {train_fraction!r}")
+        fractions = (train_fraction, 1.0 - train_fraction)
     text = (dataset_path("tinyshakespeare", data_dir) / "input.txt").read_text(encoding="utf-8")
-    cut = int(len(text) * train_fraction)
 
     def enc(s: str) -> torch.Tensor:
         return torch.tensor(tokenizer(s, add_special_tokens=False)["input_ids"], dtype=torch.long)
 
-    return enc(text[:cut]), enc(text[cut:])
+    return tuple(enc(text[start:end]) for start, end in position_split(len(text), fractions))
 
 
 def random_batches(ids: torch.Tensor, batch_size: int, length: int, generator: torch.Generator | None = None):
