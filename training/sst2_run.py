@@ -75,6 +75,8 @@ def overrides(args) -> list[str]:
         out.append(f"--data.max_len={args.max_len}")
     if args.accelerator:
         out.append(f"--trainer.accelerator={args.accelerator}")
+    if args.data_dir:
+        out.append(f"--data.data_dir={args.data_dir}")
     return out
 
 
