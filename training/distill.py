@@ -228,6 +228,7 @@ class SST2DistillDataModule(TrainValLoaders, pl.LightningDataModule):
         augment_min_words: int = 10,  # shortest phrase that is augmented (words)
         augment_p_mask: float = 0.1,  # per-word probability of the tokenizer's mask token in a variant
         augment_p_replace: float = 0.1,  # per-word probability of a random corpus word in a variant
+        tuning: bool = False,  # train on train.tsv less a held-out slice of its sentences and validate on the slice, not dev (``evospikenet.data.sst2.tuning_splits``)
     ):
         super().__init__()
         from evospikenet.distill import AugmentConfig
@@ -246,13 +247,20 @@ class SST2DistillDataModule(TrainValLoaders, pl.LightningDataModule):
         from transformers import AutoTokenizer
 
         from evospikenet.data.paths import dataset_path
-        from evospikenet.data.sst2 import read_sst2_tsv
+        from evospikenet.data.sst2 import read_sst2_tsv, tuning_splits
 
         h = self.hparams
         root = dataset_path("sst2", h.data_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(resolve_tokenizer_dir(h.tokenizer))
-        train = read_sst2_tsv(root / "train.tsv", h.max_train_samples)
-        dev = read_sst2_tsv(root / "dev.tsv", h.max_val_samples)
+        if h.tuning:
+            train, dev = tuning_splits(root / "train.tsv")
+            train, dev = (
+                tuple(c[: h.max_train_samples] for c in train),
+                tuple(c[: h.max_val_samples] for c in dev),
+            )
+        else:
+            train = read_sst2_tsv(root / "train.tsv", h.max_train_samples)
+            dev = read_sst2_tsv(root / "dev.tsv", h.max_val_samples)
         soft = None
         if h.teacher:
             from evospikenet.distill import Teacher, label_texts

@@ -7,9 +7,12 @@ is padded and every spike counts. The last stdout line is one JSON object::
 
     {"n", "accuracy", "f1", "spike_rate", "energy_per_sentence_j", "bert_base_energy_per_sentence_j"}
 
-``f1`` is the F1 of the positive class (torchmetrics' ``binary_f1_score``; 0 when nothing is positive). Energies come from ``evospikenet.energy`` (SOPs 0.9 pJ, MACs
-4.6 pJ, compute only) summed over each sentence's tokens. BERT-base runs the same sentences at the same
-token lengths ``L``, as dense MACs (12 layers, d = 768, FFN 3072):
+``f1`` is the F1 of the positive class (torchmetrics' ``binary_f1_score``; 0 when nothing is positive).
+Energies come from ``evospikenet.energy`` (compute only), summed over each sentence's tokens: a spiking
+model's synaptic operations at ``E_AC`` 0.9 pJ, its dense MACs (the TAS encoder's float work, the readout
+head) at ``E_MAC`` 4.6 pJ and its LIF state updates (one per neuron and time step, fired or not) at
+``E_UPDATE`` 6.4 pJ, from the ``spike_stats`` of the forward pass. BERT-base runs the same sentences at the
+same token lengths ``L``, as dense MACs (12 layers, d = 768, FFN 3072):
 
 .. math::
 
