@@ -258,11 +258,11 @@ def fixed_indegree(
     k: int,
     weight: Weight = 1.0,
     *,
+    device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     generator: torch.Generator | None = None,
     seed: int | None = None,
     autapses: bool = False,
-    device=None,
 ) -> torch.Tensor:
     """Every postsynaptic neuron receives exactly ``k`` synapses from distinct presynaptic neurons.
 

@@ -17,6 +17,18 @@ using torch::Tensor;
 
 namespace {
 
+// One synaptic-current group for one step: c <- decay(c) + a (the arrivals), a <- 0, I += c. The decay is
+// a lambda so that each path keeps one vectorisable loop.
+template <typename T, typename Decay>
+static inline void decay_group(T* __restrict__ c, T* __restrict__ a, T* __restrict__ I, int64_t n, Decay decay) {
+    for (int64_t i = 0; i < n; ++i) {
+        const T x = decay(c[i]) + a[i];
+        c[i] = x;
+        a[i] = T(0);
+        I[i] += x;
+    }
+}
+
 // Spikes emitted so far: ids[off[t] : off[t + 1]] fired at step t.
 struct History {
     std::vector<int64_t> ids;
@@ -58,12 +70,7 @@ struct FloatModel {
 
     void decay(int64_t g, float* __restrict__ c, float* __restrict__ a, float* __restrict__ I, int64_t n) const {
         const float d = decays[g];
-        for (int64_t i = 0; i < n; ++i) {
-            const float x = c[i] * d + a[i];
-            c[i] = x;
-            a[i] = 0.f;
-            I[i] += x;
-        }
+        decay_group(c, a, I, n, [d](float v) { return v * d; });
     }
 
     void potentials(int64_t n, const float* __restrict__ V, const float* __restrict__ I,
@@ -90,28 +97,12 @@ struct IntModel {
     void decay(int64_t g, int32_t* __restrict__ c, int32_t* __restrict__ a, int32_t* __restrict__ I,
                int64_t n) const {
         const int64_t m = muls[g], sh = shifts[g];
-        if (m >= 0) {
-            for (int64_t i = 0; i < n; ++i) {
-                const int32_t x = (int32_t)(((int64_t)c[i] * m + 32768) >> 16) + a[i];
-                c[i] = x;
-                a[i] = 0;
-                I[i] += x;
-            }
-        } else if (sh >= 0) {
-            for (int64_t i = 0; i < n; ++i) {
-                const int32_t x = c[i] - (c[i] >> sh) + a[i];
-                c[i] = x;
-                a[i] = 0;
-                I[i] += x;
-            }
-        } else {
-            for (int64_t i = 0; i < n; ++i) {
-                const int32_t x = a[i];
-                c[i] = x;
-                a[i] = 0;
-                I[i] += x;
-            }
-        }
+        if (m >= 0)
+            decay_group(c, a, I, n, [m](int32_t v) { return (int32_t)(((int64_t)v * m + 32768) >> 16); });
+        else if (sh >= 0)
+            decay_group(c, a, I, n, [sh](int32_t v) { return v - (v >> sh); });
+        else
+            decay_group(c, a, I, n, [](int32_t) { return (int32_t)0; });
     }
 
     void potentials(int64_t n, const int32_t* __restrict__ V, const int32_t* __restrict__ I,

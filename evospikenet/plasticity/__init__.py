@@ -13,21 +13,11 @@ Each rule is a pure step function on tensors plus a thin class implementing the 
 ``RULES`` maps a short name to each rule class, e.g. ``RULES["stdp"]("rec", a_plus=0.01)``.
 """
 
+from . import homeostasis as _homeostasis
 from ._common import CSRIndex, csr_index
 from .aeg import AEG, AEGParams, AEGState, aeg_gate, aeg_init_state, aeg_params, aeg_step
-from .homeostasis import (
-    Homeostasis,
-    HomeostasisParams,
-    HomeostasisState,
-    IntHomeostasisParams,
-    IntHomeostasisState,
-    homeostasis_init_state,
-    homeostasis_params,
-    homeostasis_step,
-    int_homeostasis_init_state,
-    int_homeostasis_params,
-    int_homeostasis_step,
-)
+from .homeostasis import *  # noqa: F403  (its __all__, re-exported below)
+from .homeostasis import Homeostasis
 from .int_stdp import (
     IntSTDPParams,
     IntSTDPState,
@@ -77,18 +67,6 @@ __all__ = [
     "int_stdp_init_state",
     "int_stdp_step",
     "int_stdp_error_bound",
-    # homeostasis
-    "Homeostasis",
-    "HomeostasisParams",
-    "HomeostasisState",
-    "homeostasis_params",
-    "homeostasis_init_state",
-    "homeostasis_step",
-    "IntHomeostasisParams",
-    "IntHomeostasisState",
-    "int_homeostasis_params",
-    "int_homeostasis_init_state",
-    "int_homeostasis_step",
     # structural
     "StructuralPlasticity",
     "EditBuffer",
@@ -121,3 +99,4 @@ __all__ = [
     "order_parameter",
     "spike_synchrony",
 ]
+__all__ += _homeostasis.__all__  # Homeostasis and its float and integer step functions

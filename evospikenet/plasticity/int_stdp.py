@@ -43,6 +43,8 @@ __all__ = [
     "FINE_SHIFT",
 ]
 
+IntTensor = torch.Tensor  # a tensor of an integer dtype: int8 weights, integer spike counts
+
 TRACE_BITS = 12  # integer trace value of one spike is 2**TRACE_BITS
 FINE_SHIFT = 8  # shadow units per int8 weight unit = 2**FINE_SHIFT
 _DECAY_BITS = 16  # decay multipliers are Q16
@@ -126,11 +128,11 @@ def _rdiv(num: torch.Tensor, den: int) -> torch.Tensor:
 
 
 def int_stdp_step(
-    values: torch.Tensor,
+    values: IntTensor,
     crow: torch.Tensor,
     col: torch.Tensor,
-    pre_spikes: torch.Tensor,
-    post_spikes: torch.Tensor,
+    pre_spikes: IntTensor,
+    post_spikes: IntTensor,
     state: IntSTDPState | None,
     params: IntSTDPParams,
     index: CSRIndex | None = None,
