@@ -95,10 +95,10 @@ void Engine::build(int threads) {
     int d = 1;
     while (d < (net_.procedural ? kMaxDelay : net_.max_delay)) d <<= 1;
     D_ = d;
-    ring_f_.clear();
-    ring_i_.clear();
-    if (exact_) ring_i_.assign((size_t)D_ * net_.n_local, 0);
-    else ring_f_.assign((size_t)D_ * net_.n_local, 0.f);
+    bins_f_.assign(exact_ ? 0 : D_, {});
+    bins_i_.assign(exact_ ? D_ : 0, {});
+    cur_f_.assign(exact_ ? 0 : net_.n_local, 0.f);
+    cur_i_.assign(exact_ ? net_.n_local : 0, 0);
     V_.assign(net_.n_local, 0.0);
     I_.assign(net_.n_local, 0.0);
     refr_.assign(net_.n_local, 0);
@@ -169,19 +169,55 @@ static void update_population(const Pop& p, double* __restrict__ V, double* __re
     }
 }
 
+template <typename Acc>
+Acc* Engine::scatter_slot() {
+    auto& bin = bins<Acc>()[(size_t)(step_ & (D_ - 1))];
+    Acc* __restrict__ cur;
+    if constexpr (std::is_same_v<Acc, float>) cur = cur_f_.data();
+    else cur = cur_i_.data();
+    for (size_t k = 0; k < bin.n; ++k) cur[bin.ev[k].target] += bin.ev[k].w;
+    bin.n = 0;
+    return cur;
+}
+
+template <typename Acc>
+std::vector<Acc> Engine::dense_ring() const {
+    const auto& b = bins<Acc>();
+    std::vector<Acc> ring((size_t)D_ * net_.n_local, Acc(0));
+    for (size_t slot = 0; slot < b.size(); ++slot)
+        for (size_t k = 0; k < b[slot].n; ++k) ring[slot * net_.n_local + b[slot].ev[k].target] += b[slot].ev[k].w;
+    return ring;
+}
+
+template <typename Acc>
+void Engine::load_ring(const Acc* ring) {
+    auto& b = bins<Acc>();
+    for (size_t slot = 0; slot < b.size(); ++slot) {
+        b[slot].n = 0;
+        for (int64_t l = 0; l < net_.n_local; ++l)
+            if (ring[slot * net_.n_local + l] != Acc(0)) b[slot].push((int32_t)l, ring[slot * net_.n_local + l]);
+    }
+}
+
+template std::vector<float> Engine::dense_ring<float>() const;
+template std::vector<int64_t> Engine::dense_ring<int64_t>() const;
+template void Engine::load_ring<float>(const float*);
+template void Engine::load_ring<int64_t>(const int64_t*);
+
 void Engine::update_into() {
-    const size_t row = (size_t)(step_ & (D_ - 1)) * net_.n_local;
     if ((step_ >> 2) != pblock_) refill_poisson(step_ >> 2);
     const uint16_t* pc = pcount_.data() + (size_t)(step_ & 3) * net_.n_local;
+    float* cur_f = exact_ ? nullptr : scatter_slot<float>();
+    int64_t* cur_i = exact_ ? scatter_slot<int64_t>() : nullptr;
     spikes_.clear();
     for (int a = 0; a < net_.n_pop; ++a) {
         const Pop& p = net_.src[a];
         const int64_t l0 = p.lbegin, n = p.lsize;
         if (exact_)
-            update_population(p, &V_[l0], &I_[l0], &refr_[l0], ring_i_.data() + row + l0, pc + l0, &flags_[l0],
+            update_population(p, &V_[l0], &I_[l0], &refr_[l0], cur_i + l0, pc + l0, &flags_[l0],
                               std::ldexp(1.0, -scale_bits_), n);
         else
-            update_population(p, &V_[l0], &I_[l0], &refr_[l0], ring_f_.data() + row + l0, pc + l0, &flags_[l0], 1.0, n);
+            update_population(p, &V_[l0], &I_[l0], &refr_[l0], cur_f + l0, pc + l0, &flags_[l0], 1.0, n);
         const int64_t before = (int64_t)spikes_.size();
         int64_t l = 0;
         for (; l + 8 <= n; l += 8) {  // eight flags per load: most words are zero
@@ -201,34 +237,32 @@ void Engine::update_into() {
     }
 }
 
-// Procedural delivery of source gid j: its synapses regenerated from their streams, in draw order. Drawing a
-// synapse takes a few hundred instructions, so writing each into the ring at once would leave one cache miss
-// in flight at a time; the writes are queued and applied in bursts of kBurst, whose misses overlap.
+// Procedural delivery of source gid j: its synapses regenerated from their streams, in draw order, each
+// appended to the bin of its slot (queued and appended in bursts of kBurst).
 template <bool kExact>
 void Engine::deliver_procedural(int64_t j, int times) {
     using Acc = std::conditional_t<kExact, int64_t, float>;
     constexpr int kBurst = 256;
     const int b = net_.src_group(j);
     const size_t wb = (size_t)b * net_.n_pop;
-    const int64_t mask = D_ - 1, n = net_.n_local, s = step_;
-    Acc* ring;
-    if constexpr (kExact) ring = ring_i_.data();
-    else ring = ring_f_.data();
-    int64_t at[kBurst];
+    const int64_t mask = D_ - 1, s = step_;
+    auto& bins = this->bins<Acc>();
+    int64_t slot[kBurst];
+    int32_t at[kBurst];
     Acc add[kBurst];
     int m = 0;
     auto flush = [&] {
-        for (int i = 0; i < m; ++i) ring[at[i]] += add[i];
+        for (int i = 0; i < m; ++i) bins[slot[i]].push(at[i], add[i]);
         m = 0;
     };
     bool too_long = false;
     for (int rep = 0; rep < times; ++rep)
         for_each_target(net_, j, [&](int a, uint32_t k, const U4& x, int64_t seg, int64_t off) {
             const uint32_t w = make_synapse(net_, a, b, j, k, x, off, &too_long);
-            at[m] = ((s + ((w >> kOffsetBits) & kMaxDelay)) & mask) * n + net_.seg_begin[seg] + off;
+            slot[m] = (s + ((w >> kOffsetBits) & kMaxDelay)) & mask;
+            at[m] = (int32_t)(net_.seg_begin[seg] + off);
             if constexpr (kExact) add[m] = wmu0_i_[wb + a] + wstep_i_[wb + a] * (int64_t)(w >> 22);
             else add[m] = net_.wmu0[wb + a] + net_.wstep[wb + a] * (float)(w >> 22);
-            __builtin_prefetch(ring + at[m], 1, 1);
             if (++m == kBurst) flush();
             ++events_;
         });
@@ -236,49 +270,46 @@ void Engine::deliver_procedural(int64_t j, int times) {
     if (too_long) throw std::runtime_error("a synaptic delay exceeds 127 steps");
 }
 
-// Stored delivery of a batch of sources spiking in step s (`times` spikes each). Rows are sorted by delay,
-// so the batch is delivered one delay at a time: all writes of delay d go to ring slot s + d, one row of
-// n_local currents that stays in the L2 cache, instead of every synapse landing in a different slot of the
-// whole ring (random accesses into megabytes, several times slower).
+// Stored delivery of a batch of sources spiking in step s (`times` spikes each). Each source's row is read
+// once, in order (the hardware prefetcher streams it); its synapses are sorted by delay, so the row is a
+// sequence of runs of one delay d, each appended to the bin of slot s + d in one go.
 template <bool kExact>
 void Engine::deliver_batch(const int32_t* gids, const int32_t* times, int64_t count) {
     using Acc = std::conditional_t<kExact, int64_t, float>;
-    cursors_.clear();
+    auto& bins = this->bins<Acc>();
+    const int64_t mask = D_ - 1, s = step_;
+    const uint32_t* syn = net_.syn.data();
     for (int64_t i = 0; i < count; ++i) {
         const int64_t j = gids[i];
+        const int reps = times ? times[i] : 1;
         const size_t wb = (size_t)net_.src_group(j) * net_.n_pop;
         const int64_t* ptr = net_.ptr.data() + j * net_.n_seg;
+        if (i + 1 < count) __builtin_prefetch(syn + net_.ptr[(size_t)gids[i + 1] * net_.n_seg]);
         for (int64_t seg = 0; seg < net_.n_seg; ++seg) {
-            if (ptr[seg + 1] == ptr[seg]) continue;
+            const uint32_t* p = syn + ptr[seg];
+            const uint32_t* const end = syn + ptr[seg + 1];
+            if (p == end) continue;
             const int a = net_.seg_pop[seg];
-            events_ += (ptr[seg + 1] - ptr[seg]) * (times ? times[i] : 1);
-            cursors_.push_back({net_.syn.data() + ptr[seg], net_.syn.data() + ptr[seg + 1], net_.seg_begin[seg],
-                                kExact ? (double)wmu0_i_[wb + a] : (double)net_.wmu0[wb + a],
-                                kExact ? (double)wstep_i_[wb + a] : (double)net_.wstep[wb + a], times ? times[i] : 1});
-        }
-    }
-    const int64_t mask = D_ - 1, n = net_.n_local;
-    Acc* ring;
-    if constexpr (kExact) ring = ring_i_.data();
-    else ring = ring_f_.data();
-    size_t live = cursors_.size();
-    for (uint32_t d = 1; live && d <= (uint32_t)net_.max_delay; ++d) {
-        Acc* __restrict__ row = ring + ((step_ + d) & mask) * n;
-        for (size_t c = 0; c < live;) {
-            Cursor& k = cursors_[c];
-            Acc* __restrict__ base = row + k.base;
-            const Acc w0 = (Acc)k.w0, ws = (Acc)k.ws;
-            const uint32_t* p = k.p;
-            if (k.times == 1) {
-                for (; p < k.end && ((*p >> kOffsetBits) & kMaxDelay) == d; ++p)
-                    base[*p & (kSegment - 1)] += w0 + ws * (Acc)(*p >> 22);
-            } else {  // a generator source with several spikes in this step: one addition per spike
-                for (; p < k.end && ((*p >> kOffsetBits) & kMaxDelay) == d; ++p)
-                    for (int rep = 0; rep < k.times; ++rep) base[*p & (kSegment - 1)] += w0 + ws * (Acc)(*p >> 22);
+            const int32_t base = (int32_t)net_.seg_begin[seg];
+            Acc w0, ws;
+            if constexpr (kExact) w0 = wmu0_i_[wb + a], ws = wstep_i_[wb + a];
+            else w0 = net_.wmu0[wb + a], ws = net_.wstep[wb + a];
+            events_ += (end - p) * reps;
+            while (p < end) {
+                const uint32_t d = (*p >> kOffsetBits) & kMaxDelay;
+                auto& bin = bins[(s + d) & mask];
+                auto* out = bin.room((size_t)(end - p) * (size_t)reps);  // the run fits in the rest of the row
+                auto* const first = out;
+                if (reps == 1) {
+                    for (; p < end && ((*p >> kOffsetBits) & kMaxDelay) == d; ++p)
+                        *out++ = {base + (int32_t)(*p & (kSegment - 1)), w0 + ws * (Acc)(*p >> 22)};
+                } else {  // a generator source with several spikes in this step: one event per spike
+                    for (; p < end && ((*p >> kOffsetBits) & kMaxDelay) == d; ++p)
+                        for (int rep = 0; rep < reps; ++rep)
+                            *out++ = {base + (int32_t)(*p & (kSegment - 1)), w0 + ws * (Acc)(*p >> 22)};
+                }
+                bin.n += (size_t)(out - first);
             }
-            k.p = p;
-            if (p == k.end) cursors_[c] = cursors_[--live];  // done: drop it (order within a delay is free)
-            else ++c;
         }
     }
 }

@@ -3,16 +3,22 @@
 // One step s of a rank:
 //   update(s):   every local neuron in NEST's iaf_psc_exp order: V (unless refractory) from I_syn, then
 //                I_syn = P11 I_syn + ring[s] + Poisson input, then threshold and reset. Emits the spikes.
-//   deliver(s):  every spiking source (this rank's, the other ranks', the generators') adds each of its
-//                synapses onto this rank's neurons to ring[s + delay].
-// The ring has D >= max delay slots of n_local currents; slot s mod D is read and cleared in update(s).
+//   deliver(s):  every spiking source (this rank's, the other ranks', the generators') appends each of its
+//                synapses, as an event (target, weight), to the event bin of slot s + delay.
+// The ring has D >= max delay slots. A slot is a bin of events, not n_local currents: appending is sequential,
+// whereas adding into D dense rows of n_local currents (megabytes at full scale) misses the cache on nearly
+// every synapse. update(s) first scatters bin s mod D, in delivery order, into one row of n_local currents
+// (which stays in the L2 cache), so every current is the same sum, in the same order, as a dense ring's.
 //
 // Two accumulators: float32 (fast), or exact 64-bit fixed point in units of 2^-e pA (deterministic: integer
 // sums do not depend on the order of the additions, so spikes are bit-identical whatever the number of
 // ranks and however deliveries interleave with communication).
 #pragma once
 
+#include <algorithm>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 #include "popnet.h"
 
@@ -57,20 +63,44 @@ class Engine {
     int64_t D_ = 1, step_ = 0, pblock_ = -1, events_ = 0;
     std::vector<double> V_, I_;
     std::vector<int32_t> refr_, spikes_, rec_steps_, rec_gids_;
-    std::vector<float> ring_f_;
-    std::vector<int64_t> ring_i_;
+    // Events of one ring slot, in delivery order; `n` of `ev` are live (ev only grows, so appending is a store).
+    template <typename Acc>
+    struct Bin {
+        struct Ev {
+            int32_t target;  // local index
+            Acc w;           // float32 pA, or fixed point
+        };
+        std::vector<Ev> ev;
+        size_t n = 0;
+        Ev* room(size_t more) {  // the end, with space for `more` events
+            if (n + more > ev.size()) ev.resize(std::max(n + more, 2 * ev.size()));
+            return ev.data() + n;
+        }
+        void push(int32_t t, Acc w) { *room(1) = {t, w}, ++n; }
+    };
+    std::vector<Bin<float>> bins_f_;      // D slots (float accumulation)
+    std::vector<Bin<int64_t>> bins_i_;    // D slots (exact accumulation)
+    std::vector<float> cur_f_;            // the current slot's summed input, n_local (zero between steps)
+    std::vector<int64_t> cur_i_;
+    template <typename Acc>
+    std::vector<Bin<Acc>>& bins() {
+        if constexpr (std::is_same_v<Acc, float>) return bins_f_;
+        else return bins_i_;
+    }
+    template <typename Acc>
+    const std::vector<Bin<Acc>>& bins() const {
+        return const_cast<Engine*>(this)->bins<Acc>();
+    }
+    template <typename Acc>
+    Acc* scatter_slot();  // sums the current slot's bin into cur_*_ and empties it; returns cur
+    template <typename Acc>
+    std::vector<Acc> dense_ring() const;  // the ring as D x n_local summed currents (checkpoints)
+    template <typename Acc>
+    void load_ring(const Acc* ring);      // the inverse: one event per non-zero current
     std::vector<uint16_t> pcount_;
     std::vector<uint8_t> flags_;                   // spike flags of the current step
     std::vector<std::vector<double>> poisson_cdf_;  // per population: P(count <= k), k = 0, 1, ...
     std::vector<int64_t> counts_;
-    struct Cursor {  // a spiking source's row in one segment, consumed delay by delay
-        const uint32_t* p;
-        const uint32_t* end;
-        int64_t base;   // local index of the segment's first neuron
-        double w0, ws;  // weight decoding (float or fixed point)
-        int times;      // spikes of the source in this step
-    };
-    std::vector<Cursor> cursors_;
     std::vector<int32_t> gen_gids_, gen_times_;
 };
 

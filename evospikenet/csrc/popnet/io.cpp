@@ -4,6 +4,8 @@
 #include <torch/extension.h>
 #include <torch/version.h>
 
+#include <thread>
+
 #include "engine.h"
 
 namespace popnet {
@@ -95,6 +97,10 @@ struct EngineIO {
         };
         auto wait = [&](const c10::intrusive_ptr<c10d::Work>& work) {
             try {
+                // Poll, yielding the core, rather than sleep on the work's condition variable: the exchange
+                // usually completes within microseconds, and a sleeping thread takes far longer to wake on a
+                // loaded machine. wait() then returns at once (or raises the failure).
+                while (!work->isCompleted()) std::this_thread::yield();
                 work->wait();
             } catch (const std::exception& err) {
                 throw std::runtime_error("rank " + std::to_string(rank) + ": the spike exchange of step " +
@@ -132,8 +138,8 @@ struct EngineIO {
                                            {"step", torch::tensor({e.step_}, torch::kInt64)},
                                            {"events", torch::tensor({e.events_}, torch::kInt64)},
                                            {"gids", torch::arange(e.net_.n_local, torch::kInt64) * e.net_.ranks + e.net_.rank}};
-        if (e.exact_) s["ring_fixed"] = copy_of(e.ring_i_, torch::kInt64);
-        else s["ring"] = copy_of(e.ring_f_, torch::kFloat32);
+        if (e.exact_) s["ring_fixed"] = copy_of(e.dense_ring<int64_t>(), torch::kInt64);
+        else s["ring"] = copy_of(e.dense_ring<float>(), torch::kFloat32);
         return s;
     }
 
@@ -145,13 +151,28 @@ struct EngineIO {
         fill_from(e.I_, s.at("i_syn").to(torch::kFloat64).contiguous(), "i_syn");
         fill_from(e.refr_, s.at("refractory").to(torch::kInt32).contiguous(), "refractory");
         fill_from(e.counts_, s.at("counts").to(torch::kInt64).contiguous(), "counts");
-        if (e.exact_) fill_from(e.ring_i_, s.at(ring).to(torch::kInt64).contiguous(), ring);
-        else fill_from(e.ring_f_, s.at(ring).to(torch::kFloat32).contiguous(), ring);
+        const int64_t cells = e.D_ * e.net_.n_local;
+        if (e.exact_) {
+            std::vector<int64_t> dense(cells);
+            fill_from(dense, s.at(ring).to(torch::kInt64).contiguous(), ring);
+            e.load_ring(dense.data());
+        } else {
+            std::vector<float> dense(cells);
+            fill_from(dense, s.at(ring).to(torch::kFloat32).contiguous(), ring);
+            e.load_ring(dense.data());
+        }
         e.step_ = s.at("step").item<int64_t>();
         e.events_ = s.at("events").item<int64_t>();
         e.pblock_ = -1;
         e.rec_steps_.clear();
         e.rec_gids_.clear();
+    }
+
+    static int64_t ring_bytes(const Engine& e) {  // the bins' allocated events and the current row
+        int64_t b = (int64_t)(e.cur_f_.size() * 4 + e.cur_i_.size() * 8);
+        for (const auto& x : e.bins_f_) b += (int64_t)(x.ev.capacity() * sizeof(x.ev[0]));
+        for (const auto& x : e.bins_i_) b += (int64_t)(x.ev.capacity() * sizeof(x.ev[0]));
+        return b;
     }
 
     static std::map<std::string, int64_t> info(const Engine& e) {
@@ -160,7 +181,7 @@ struct EngineIO {
                 {"n_segments", n.n_seg},
                 {"n_synapses_local", (int64_t)n.syn.size()},
                 {"synapse_bytes", (int64_t)(n.syn.size() * 4 + n.ptr.size() * 8)},
-                {"ring_bytes", (int64_t)(e.ring_f_.size() * 4 + e.ring_i_.size() * 8)},
+                {"ring_bytes", ring_bytes(e)},
                 {"ring_slots", e.D_},
                 {"max_delay", n.max_delay},
                 {"fixed_point_bits", e.exact_ ? e.scale_bits_ : 0},
