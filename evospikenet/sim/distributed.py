@@ -8,6 +8,14 @@ the neurons that spiked: a fixed-capacity ``[count, ids...]`` int32 buffer per r
 rare step where a rank has more spikes than the capacity (which then doubles, on every rank alike since all
 see the same counts). The exchange runs asynchronously while the rank delivers its own spikes.
 
+When every rank runs on one node's CPUs, the per-step exchange goes through shared memory instead
+(:class:`SharedSpikeExchange`): each rank publishes its spike list and a step counter in a region that all
+ranks map, and waits for the others' counters. A gloo all-gather costs 0.5 ms per call on a 2-core VM, more
+than a full-scale PD14 step's work per rank; the shared region costs microseconds. torch.distributed still
+launches, joins and synchronises the ranks (setup, checkpoints, reductions) and carries the exchange across
+nodes. ``EVOSPIKENET_EXCHANGE`` picks the path: ``shared`` (default on one node), ``gloo`` (the C++ loop
+over the process group) or ``python`` (one collective per step from Python; any engine).
+
 Failure: the stepping collectives run on a group with a short timeout (``step_timeout_s``); a rank that
 dies closes its sockets, the others' collectives fail at once (or at the timeout), and the run stops with
 an error naming the step. ``torchrun`` also stops the remaining workers when one exits with an error.
@@ -23,7 +31,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-__all__ = ["Comm", "init_comm", "SpikeExchange", "PeerLost"]
+__all__ = ["Comm", "init_comm", "SpikeExchange", "SharedSpikeExchange", "make_exchange", "PeerLost"]
 
 # all_gather_single replaces all_gather_into_tensor in recent torch; older releases have only the latter.
 _all_gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
@@ -43,6 +51,7 @@ class Comm:
     local_world: int = 1
     step_group: Any = None  # process group of the per-step exchange (short timeout)
     device: str = "cpu"  # where exchange buffers live: "cpu" (gloo) or the rank's GPU (NCCL)
+    step_timeout_s: float = 30.0  # longest wait for another rank's spikes of one step
 
     @property
     def distributed(self) -> bool:
@@ -89,6 +98,7 @@ def init_comm(cuda: bool = False, setup_timeout_s: float = 1800.0, step_timeout_
         local_world=int(os.environ.get("LOCAL_WORLD_SIZE", str(world))),
         step_group=group,
         device=device,
+        step_timeout_s=step_timeout_s,
     )
 
 
@@ -121,11 +131,7 @@ class SpikeExchange:
     def run(self, engine, start: int, stop: int) -> None:
         """Steps ``start`` to ``stop`` of ``engine``: in C++ for the native engine on the CPU (no Python per
         step), else step by step from Python."""
-        if (
-            hasattr(engine, "run_exchanged")
-            and self.comm.device == "cpu"
-            and not os.environ.get("EVOSPIKENET_PY_EXCHANGE")
-        ):
+        if hasattr(engine, "run_exchanged") and self.comm.device == "cpu" and _exchange_mode() != "python":
             try:
                 self.capacity = engine.run_exchanged(self.comm.step_group, stop - start, self.capacity)
             except RuntimeError as err:
@@ -161,3 +167,64 @@ class SpikeExchange:
             self._resize(max(2 * self.capacity, 1 << int(most).bit_length()))
         del n
         engine.end_step()
+
+
+def _exchange_mode() -> str:
+    mode = os.environ.get("EVOSPIKENET_EXCHANGE", "shared")
+    if mode not in ("shared", "gloo", "python"):
+        raise ValueError(f"EVOSPIKENET_EXCHANGE must be shared, gloo or python, got {mode!r}")
+    return mode
+
+
+class SharedSpikeExchange:
+    """The per-step exchange among ranks that share one node, through a shared-memory region (the protocol
+    is described at ``run_shared`` in ``evospikenet/csrc/popnet/io.cpp``).
+
+    Rank 0 creates the region as a file in ``/dev/shm``, every rank maps it, and rank 0 removes the name once
+    all have mapped it, so nothing is left behind however the run ends. Each rank's list holds up to
+    ``capacity`` ids: the largest number of neurons any rank owns, so it never overflows.
+    """
+
+    def __init__(self, comm: Comm, n_local: int):
+        import mmap
+        import tempfile
+
+        self.comm = comm
+        most = torch.tensor([n_local], dtype=torch.int64)
+        dist.all_reduce(most, op=dist.ReduceOp.MAX)
+        self.capacity = int(most)
+        size = comm.world * 64 + 2 * comm.world * (self.capacity + 1) * 4
+        name = [None]
+        if comm.rank == 0:
+            shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+            fd, name[0] = tempfile.mkstemp(prefix="evospikenet-spikes-", dir=shm)
+            os.ftruncate(fd, size)
+            os.close(fd)
+        dist.broadcast_object_list(name, src=0)
+        with open(name[0], "r+b") as f:
+            self._map = mmap.mmap(f.fileno(), size)
+        dist.barrier()
+        if comm.rank == 0:
+            os.unlink(name[0])
+        self.region = torch.frombuffer(self._map, dtype=torch.uint8)
+        self.exchanges = 0
+
+    def run(self, engine, start: int, stop: int) -> None:
+        """Steps ``start`` to ``stop`` of the native ``engine``, exchanging through the region."""
+        c = self.comm
+        try:
+            engine.run_shared(self.region, c.world, c.rank, self.capacity, stop - start, c.step_timeout_s)
+        except RuntimeError as err:
+            if "spike exchange" in str(err):
+                raise PeerLost(str(err)) from err
+            raise
+        self.exchanges += stop - start
+
+
+def make_exchange(comm: Comm, engine) -> SpikeExchange | SharedSpikeExchange:
+    """The exchange a distributed run uses: shared memory when every rank is on this node's CPUs and the
+    engine steps natively (``EVOSPIKENET_EXCHANGE`` not ``gloo``/``python``), else the collectives."""
+    one_node = comm.local_world == comm.world and comm.device == "cpu"
+    if one_node and hasattr(engine, "run_shared") and _exchange_mode() == "shared":
+        return SharedSpikeExchange(comm, engine.info()["n_local"])
+    return SpikeExchange(comm)

@@ -117,8 +117,8 @@ class NativeEngine:
             seed, rank, ranks, procedural, exact,
         )  # fmt: skip
         for name in (
-            "update_pack", "run_exchanged", "deliver_local", "deliver_gathered", "deliver_gids", "end_step", "run",
-            "set_state", "drain", "set_recording", "last_spikes", "counts", "out_degree",
+            "update_pack", "run_exchanged", "run_shared", "deliver_local", "deliver_gathered", "deliver_gids",
+            "end_step", "run", "set_state", "drain", "set_recording", "last_spikes", "counts", "out_degree",
         ):  # fmt: skip
             setattr(self, name, getattr(self._e, name))
 

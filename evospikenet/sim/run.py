@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import latest_checkpoint, load_rank_state, save_checkpoint
-from .distributed import Comm, SpikeExchange
+from .distributed import Comm, make_exchange
 from .engine import NativeEngine, load_popnet
 from .recording import SpikeWriter
 from .spec import NetworkSpec
@@ -120,7 +120,7 @@ def simulate(spec: NetworkSpec, cfg: RunConfig, comm: Comm, out: str | Path, res
             out / "spikes" / f"rank{comm.rank:04d}.bin", keep_records=records if resume else None
         )
         engine.set_recording(True)
-    exchange = SpikeExchange(comm) if comm.distributed else None  # buffers on comm.device (NCCL: the GPU)
+    exchange = make_exchange(comm, engine) if comm.distributed else None
     presim_counts = torch.tensor(meta["presim_counts"]) if meta.get("presim_counts") else None
     presim_events = meta.get("presim_events")
     if step >= n_presim and presim_counts is None:  # a run without presimulation

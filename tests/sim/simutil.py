@@ -46,11 +46,12 @@ def sim_cmd(*args: str, ranks: int = 1) -> list[str]:
 
 
 def run_sim(
-    *args: str, ranks: int = 1, timeout: float = 600, check: bool = True
+    *args: str, ranks: int = 1, timeout: float = 600, check: bool = True, env: dict | None = None
 ) -> subprocess.CompletedProcess:
     p = subprocess.run(
-        sim_cmd(*args, ranks=ranks), env=sim_env(), capture_output=True, text=True, timeout=timeout, cwd=REPO
-    )
+        sim_cmd(*args, ranks=ranks), env={**sim_env(), **(env or {})}, capture_output=True, text=True,
+        timeout=timeout, cwd=REPO,
+    )  # fmt: skip
     if check and p.returncode != 0:
         raise AssertionError(
             f"evospikenet-sim failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-5000:]}"

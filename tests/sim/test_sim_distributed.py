@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -39,17 +40,34 @@ def one_rank(tmp_path_factory, popnet):
     return out, res
 
 
-@pytest.mark.parametrize("ranks", [2, 3])
-def test_deterministic_runs_are_identical_on_any_number_of_ranks(tmp_path, one_rank, ranks):
+def _regions() -> set:
+    return set(Path("/dev/shm").glob("evospikenet-spikes-*")) if Path("/dev/shm").is_dir() else set()
+
+
+@pytest.mark.parametrize(
+    "ranks,exchange", [(2, "shared"), (3, "shared"), (2, "gloo"), (3, "gloo"), (2, "python")]
+)
+def test_deterministic_runs_are_identical_on_any_number_of_ranks(tmp_path, one_rank, ranks, exchange):
+    """Every exchange path (shared memory, the C++ loop over gloo, Python collectives) gives the 1-rank
+    spikes, and the shared region leaves no file behind."""
     out = tmp_path / f"r{ranks}"
+    before = _regions()
     p = run_sim(
-        "pd14", *SMALL, "--t-sim", "300", "--record", "--deterministic", "--out", str(out), ranks=ranks
-    )
+        "pd14", *SMALL, "--t-sim", "300", "--record", "--deterministic", "--out", str(out), ranks=ranks,
+        env={"EVOSPIKENET_EXCHANGE": exchange},
+    )  # fmt: skip
     res = json.loads(p.stdout.strip().splitlines()[-1])
     assert res["ranks"] == ranks and res["n_synapses"] == one_rank[1]["n_synapses"]
     assert res["synaptic_events"] == one_rank[1]["synaptic_events"]
     assert len(list((out / "spikes").glob("rank*.bin"))) == ranks
     assert _same(_spikes(one_rank[0]), _spikes(out))
+    assert _regions() <= before
+
+
+def test_unknown_exchange_is_named(tmp_path, popnet):
+    p = run_sim("pd14", *SMALL, "--t-sim", "10", "--out", str(tmp_path / "x"), ranks=2, check=False,
+                env={"EVOSPIKENET_EXCHANGE": "carrier-pigeon"})  # fmt: skip
+    assert p.returncode != 0 and "EVOSPIKENET_EXCHANGE must be shared, gloo or python" in p.stderr
 
 
 def test_fast_mode_matches_statistically(tmp_path, one_rank):

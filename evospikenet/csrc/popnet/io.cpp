@@ -4,6 +4,12 @@
 #include <torch/extension.h>
 #include <torch/version.h>
 
+#include <signal.h>
+#include <unistd.h>
+#include <xmmintrin.h>
+
+#include <cerrno>
+#include <chrono>
 #include <thread>
 
 #include "engine.h"
@@ -128,6 +134,61 @@ struct EngineIO {
             e.end_step();
         }
         return cap;
+    }
+
+    // n whole steps of a rank exchanging spikes with the other ranks of its node through `region`, a
+    // shared-memory mapping that every rank has open (set up by evospikenet/sim/distributed.py). Layout:
+    // world headers of 64 bytes ([published step, pid], one cache line per rank, so ranks never write the
+    // same line), then 2 x world spike lists of cap + 1 int32 ([count, ids...]; list (parity, r) at
+    // (parity * world + r) * (cap + 1)). A rank writes its list of step s into parity s & 1, publishes
+    // s + 1 (release), delivers its own spikes, then waits for every other rank to publish s + 1 (acquire)
+    // and delivers theirs. Two parities suffice: a rank can only write parity s & 1 again at step s + 2,
+    // after every other rank has published s + 2, which each does after delivering step s.
+    // cap >= the largest n_local of any rank, so a list never overflows. A peer whose process is gone, or
+    // that publishes nothing for timeout_s, stops the run with an error naming it.
+    static void run_shared(Engine& e, Tensor region, int64_t world, int64_t rank, int64_t cap, int64_t n,
+                           double timeout_s) {
+        TORCH_CHECK(region.is_contiguous() && region.scalar_type() == torch::kUInt8, "region must be uint8");
+        TORCH_CHECK(rank >= 0 && rank < world && cap >= e.net_.n_local, "bad rank, world or capacity");
+        TORCH_CHECK(region.numel() >= world * 64 + 2 * world * (cap + 1) * 4, "region is too small");
+        uint8_t* base = region.data_ptr<uint8_t>();
+        auto seq = [&](int64_t r) { return reinterpret_cast<int64_t*>(base + r * 64); };
+        auto list = [&](int64_t parity, int64_t r) {
+            return reinterpret_cast<int32_t*>(base + world * 64) + (parity * world + r) * (cap + 1);
+        };
+        nogil g;
+        __atomic_store_n(seq(rank) + 1, (int64_t)getpid(), __ATOMIC_RELAXED);
+        for (int64_t t = 0; t < n; ++t) {
+            const int64_t step = e.step_, parity = step & 1;
+            e.update_pack(list(parity, rank), cap);
+            __atomic_store_n(seq(rank), step + 1, __ATOMIC_RELEASE);
+            e.deliver_local();
+            for (int64_t r = 0; r < world; ++r) {
+                if (r == rank) continue;
+                auto last = std::chrono::steady_clock::now();
+                for (int64_t spin = 0; __atomic_load_n(seq(r), __ATOMIC_ACQUIRE) < step + 1; ++spin) {
+                    if (spin < 2000) {
+                        _mm_pause();
+                        continue;
+                    }
+                    std::this_thread::yield();
+                    if (spin % 4096) continue;
+                    const pid_t pid = (pid_t)__atomic_load_n(seq(r) + 1, __ATOMIC_RELAXED);
+                    const bool gone = pid > 0 && kill(pid, 0) != 0 && errno == ESRCH;
+                    const double waited =
+                        std::chrono::duration<double>(std::chrono::steady_clock::now() - last).count();
+                    if (gone || waited > timeout_s)
+                        throw std::runtime_error(
+                            "rank " + std::to_string(rank) + ": the spike exchange of step " + std::to_string(step) +
+                            " failed (rank " + std::to_string(r) +
+                            (gone ? " has died" : " sent nothing for " + std::to_string((int)timeout_s) + " s") +
+                            "). The run stops.");
+                }
+                const int32_t* l = list(parity, r);
+                e.deliver_gids(l + 1, l[0]);
+            }
+            e.end_step();
+        }
     }
 
     static std::map<std::string, Tensor> state(const Engine& e) {
@@ -303,6 +364,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         .def("end_step", &Engine::end_step)
         .def("run", &IO::run)
         .def("run_exchanged", &IO::run_exchanged)
+        .def("run_shared", &IO::run_shared)
         .def("set_recording", &Engine::set_recording)
         .def("state", &IO::state)
         .def("set_state", &IO::set_state)
