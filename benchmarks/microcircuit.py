@@ -170,14 +170,26 @@ def goals(r: dict) -> dict:
 
     out["accuracy_rate"] = within(r["ks_rate"], r["ks_rate_nest_nest"])
     out["accuracy_cv"] = within(r["ks_cv"], r["ks_cv_nest_nest"])
-    if evo and nest:
-        out["rtf"] = evo["rtf"]
-        out["rtf_le_5"], out["rtf_le_2"] = evo["rtf"] <= 5, evo["rtf"] <= 2
-        out["speedup_vs_nest"] = round(nest["sim_s"] / evo["sim_s"], 3)
+    # The speed targets are for this machine: the best of our runs (1 rank on one core, or 2 ranks on both,
+    # as NEST uses both cores with 4 threads); every run's memory counts.
+    ours = [x for x in (evo, evo2) if x]
+    if ours and nest:
+        best = min(ours, key=lambda x: x["sim_s"])
+        out["rtf"] = best["rtf"]
+        out["rtf_ranks"] = 2 if best is evo2 else 1
+        out["rtf_le_5"], out["rtf_le_2"] = best["rtf"] <= 5, best["rtf"] <= 2
+        out["speedup_vs_nest"] = round(nest["sim_s"] / best["sim_s"], 3)
         out["speedup_ge_4"] = out["speedup_vs_nest"] >= 4
-        out["build_le_nest"] = evo["build_s"] <= nest["build_s"]
-        if evo.get("peak_rss_gib") and evo.get("n_synapses"):
-            out["bytes_per_synapse"] = round(evo["peak_rss_gib"] * 2**30 / evo["n_synapses"], 2)
+        if evo:
+            out["speedup_vs_nest_1rank"] = round(nest["sim_s"] / evo["sim_s"], 3)
+        out["build_le_nest"] = max(x["build_s"] for x in ours) <= nest["build_s"]
+        per_syn = [
+            x["peak_rss_gib"] * 2**30 / x["n_synapses"]
+            for x in ours
+            if x.get("peak_rss_gib") and x.get("n_synapses")
+        ]
+        if per_syn:
+            out["bytes_per_synapse"] = round(max(per_syn), 2)
             out["bytes_per_synapse_le_8"] = out["bytes_per_synapse"] <= 8
     if evo and evo2:
         out["speedup_2ranks"] = round(evo["sim_s"] / evo2["sim_s"], 3)
