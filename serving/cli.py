@@ -235,27 +235,47 @@ def wait_ready(url: str, timeout_s: float = 300.0) -> None:
         time.sleep(0.5)
 
 
-def stop() -> None:
-    """Shut Serve and Ray down (nothing when Ray is not running in this process)."""
+def _bounded(fn, timeout_s: float) -> bool:
+    """Run ``fn`` in a daemon thread; True when it returned within ``timeout_s``."""
+    import threading
+
+    t = threading.Thread(target=fn, name=f"evospikenet-{fn.__name__}", daemon=True)
+    t.start()
+    t.join(timeout_s)
+    return not t.is_alive()
+
+
+def stop(serve_timeout_s: float = 45.0, ray_timeout_s: float = 30.0) -> bool:
+    """Shut Serve and Ray down in bounded time; False when Ray did not stop within ``ray_timeout_s``.
+
+    Serve's graceful shutdown (replicas finish in-flight requests) gets ``serve_timeout_s``; Ray is shut down
+    after it either way. Nothing happens when Ray is not running in this process.
+    """
     import ray
     from ray import serve
 
     if not ray.is_initialized():
-        return
-    try:
-        serve.shutdown()
-    finally:
-        ray.shutdown()
+        return True
+    if not _bounded(serve.shutdown, serve_timeout_s):
+        print(f"evospikenet-serve: Serve did not shut down within {serve_timeout_s:.0f} s; stopping Ray",
+              file=sys.stderr, flush=True)  # fmt: skip
+    if _bounded(ray.shutdown, ray_timeout_s):
+        return True
+    print(f"evospikenet-serve: Ray did not stop within {ray_timeout_s:.0f} s", file=sys.stderr, flush=True)
+    return False
 
 
-def _stop_on_sigterm() -> None:
-    """SIGTERM (``docker stop``, a scheduler) shuts down like Ctrl-C, so Ray's processes go with us."""
+def _install_signal_handlers() -> None:
+    """SIGTERM (``docker stop``, a scheduler) shuts down like Ctrl-C, so Ray's processes go with us;
+    SIGUSR1 prints every thread's stack to stderr (``kill -USR1 PID`` shows where a stuck server waits)."""
+    import faulthandler
     import signal
 
     def handler(_signum, _frame):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         multimodal=args.multimodal,
         device_map=args.device_map,
     )
-    _stop_on_sigterm()
+    _install_signal_handlers()
     try:
         url = start(paths, args.host, args.port, args.num_cpus, direct_ingress=args.direct_ingress,
                     expose_ray=args.expose_ray, batched=not args.unbatched,
@@ -297,7 +317,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        stop()
+        if not stop():
+            # Ray's processes share the driver's fate: exiting now ends them too, where a normal exit would
+            # wait on Ray's own exit hook again.
+            sys.stdout.flush()
+            os._exit(1)
     return 0
 
 

@@ -40,8 +40,9 @@ def serve_api(services):
         server.__exit__()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_server():
-    """``evospikenet-serve`` (Ray Serve, UI included) with an API key and a queue of 4 per endpoint."""
+    """``evospikenet-serve`` (Ray Serve, UI included) with an API key and a queue of 4 per endpoint; stopped
+    with Ctrl-C after the module's tests."""
     with ServeProcess("--max-queued", "4", "--request-timeout", "60", env={"EVOSPIKENET_API_KEY": KEY}) as s:
         yield s

@@ -151,7 +151,11 @@ class ServeProcess:
         try:
             code = self.proc.wait(120)
         except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGUSR1)  # the console script prints every thread's stack
+            time.sleep(2)
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(30)
-            raise AssertionError("evospikenet-serve did not stop within 120 s of Ctrl-C") from None
+            raise AssertionError(
+                "evospikenet-serve did not stop within 120 s of Ctrl-C:\n" + "".join(self.lines[-120:])
+            ) from None
         assert code == 0, f"evospikenet-serve exited {code} after Ctrl-C:\n" + "".join(self.lines[-40:])

@@ -60,3 +60,40 @@ def test_demo_runs_every_endpoint_and_ends_with_a_json_line():
     assert last["ok"] is True and last["url"] == f"http://127.0.0.1:{port}"
     assert set(last["status"]) == {"healthz", "generate", "insight", "sentiment", "ecg", "simulate", "ui"}
     assert set(last["status"].values()) == {200}
+
+
+@pytest.mark.parametrize(("serve_hangs", "ray_hangs", "stopped", "says"), [
+    (False, False, True, ""),
+    (True, False, True, "Serve did not shut down within 0 s; stopping Ray"),
+    (False, True, False, "Ray did not stop within 0 s"),
+])  # fmt: skip
+def test_stop_is_bounded_when_serve_or_ray_hangs(monkeypatch, capsys, serve_hangs, ray_hangs, stopped, says):
+    import threading
+
+    import ray
+    from ray import serve
+
+    from serving.cli import stop
+
+    release = threading.Event()
+    calls = []
+
+    def fake(name, hangs):
+        def fn():
+            calls.append(name)
+            if hangs:
+                release.wait(10)
+
+        fn.__name__ = name
+        return fn
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    monkeypatch.setattr(serve, "shutdown", fake("serve_shutdown", serve_hangs))
+    monkeypatch.setattr(ray, "shutdown", fake("ray_shutdown", ray_hangs))
+    try:
+        assert stop(serve_timeout_s=0.2, ray_timeout_s=0.2) is stopped
+    finally:
+        release.set()
+    assert calls == ["serve_shutdown", "ray_shutdown"]  # Ray is stopped even when Serve hangs
+    err = capsys.readouterr().err
+    assert (says in err) if says else err == ""
