@@ -266,14 +266,17 @@ def stop(serve_timeout_s: float = 45.0, ray_timeout_s: float = 30.0) -> bool:
 
 
 def _install_signal_handlers() -> None:
-    """SIGTERM (``docker stop``, a scheduler) shuts down like Ctrl-C, so Ray's processes go with us;
-    SIGUSR1 prints every thread's stack to stderr (``kill -USR1 PID`` shows where a stuck server waits)."""
+    """SIGINT (Ctrl-C) and SIGTERM (``docker stop``, a scheduler) shut the server down, so Ray's processes go
+    with us; SIGUSR1 prints every thread's stack to stderr (``kill -USR1 PID`` shows where a stuck server
+    waits). SIGINT is handled even when inherited as ignored, as a shell does for a job started with ``&``:
+    Python would otherwise keep ignoring it and the server could only be killed."""
     import faulthandler
     import signal
 
     def handler(_signum, _frame):
         raise KeyboardInterrupt
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, handler)
     faulthandler.register(signal.SIGUSR1, all_threads=True)
 

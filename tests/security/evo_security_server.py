@@ -112,7 +112,8 @@ def console_script(name: str) -> str:
 
 class ServeProcess:
     """``evospikenet-serve`` on a free loopback port as a subprocess (Ray Serve, every replica); ``url`` once
-    ``/healthz`` answers. Stopped with SIGINT (what Ctrl-C sends), then killed if it lingers."""
+    ``/healthz`` answers. Started with SIGINT ignored and stopped with SIGINT (what Ctrl-C sends), then
+    killed if it lingers."""
 
     def __init__(self, *args: str, env: dict | None = None, ready_s: float = 900.0) -> None:
         self.port = free_port()
@@ -123,8 +124,11 @@ class ServeProcess:
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> ServeProcess:
+        # SIGINT starts ignored, as a shell leaves it for a job started with `&` (CI's case): Ctrl-C must still
+        # stop the console script
         self.proc = subprocess.Popen(self.args, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, start_new_session=True)  # fmt: skip
+                                     text=True, start_new_session=True,
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))  # fmt: skip
         self.lines: list[str] = []
         threading.Thread(target=self._drain, daemon=True).start()
         deadline = time.monotonic() + self.ready_s
