@@ -257,11 +257,11 @@ def stop(serve_timeout_s: float = 45.0, ray_timeout_s: float = 30.0) -> bool:
     if not ray.is_initialized():
         return True
     if not _bounded(serve.shutdown, serve_timeout_s):
-        print(f"evospikenet-serve: Serve did not shut down within {serve_timeout_s:.0f} s; stopping Ray",
+        print(f"evospikenet-serve: Serve did not shut down within {serve_timeout_s:g} s; stopping Ray",
               file=sys.stderr, flush=True)  # fmt: skip
     if _bounded(ray.shutdown, ray_timeout_s):
         return True
-    print(f"evospikenet-serve: Ray did not stop within {ray_timeout_s:.0f} s", file=sys.stderr, flush=True)
+    print(f"evospikenet-serve: Ray did not stop within {ray_timeout_s:g} s", file=sys.stderr, flush=True)
     return False
 
 

@@ -125,10 +125,10 @@ class ServeProcess:
 
     def __enter__(self) -> ServeProcess:
         # SIGINT starts ignored, as a shell leaves it for a job started with `&` (CI's case): Ctrl-C must still
-        # stop the console script
-        self.proc = subprocess.Popen(self.args, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, start_new_session=True,
-                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))  # fmt: skip
+        # stop the console script. `trap '' INT; exec` sets that up without a preexec_fn (unsafe with threads).
+        self.proc = subprocess.Popen(["sh", "-c", "trap '' INT; exec \"$@\"", "sh", *self.args], env=self.env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     start_new_session=True)  # fmt: skip
         self.lines: list[str] = []
         threading.Thread(target=self._drain, daemon=True).start()
         deadline = time.monotonic() + self.ready_s

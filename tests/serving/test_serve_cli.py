@@ -64,8 +64,8 @@ def test_demo_runs_every_endpoint_and_ends_with_a_json_line():
 
 @pytest.mark.parametrize(("serve_hangs", "ray_hangs", "stopped", "says"), [
     (False, False, True, ""),
-    (True, False, True, "Serve did not shut down within 0 s; stopping Ray"),
-    (False, True, False, "Ray did not stop within 0 s"),
+    (True, False, True, "Serve did not shut down within 0.2 s; stopping Ray"),
+    (False, True, False, "Ray did not stop within 0.2 s"),
 ])  # fmt: skip
 def test_stop_is_bounded_when_serve_or_ray_hangs(monkeypatch, capsys, serve_hangs, ray_hangs, stopped, says):
     import threading
