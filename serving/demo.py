@@ -63,7 +63,8 @@ def run_platform_demo(
 ) -> dict:
     """Start the application on 127.0.0.1, send one request of each kind, print the answers, stop.
 
-    Missing models are replaced by tiny random-init debug models. Returns ``{"answers", "status", "url"}``.
+    Missing models are replaced by tiny random-init debug models. Returns ``{"answers", "status", "url",
+    "stopped"}`` (``stopped``: False when Ray did not shut down in bounded time, see ``serving.cli.stop``).
     """
     from .cli import start, stop
 
@@ -77,8 +78,8 @@ def run_platform_demo(
             print(f"{k}: {json.dumps(v)[:400]}", file=out)
         print(f"UI address (while serving): {url}/ui", file=out)
     finally:
-        stop()
-    return {"answers": answers, "status": status, "url": url}
+        stopped = stop()
+    return {"answers": answers, "status": status, "url": url, "stopped": stopped}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,9 +94,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int, default=8000, help="HTTP port on 127.0.0.1 (default 8000)")
     a = ap.parse_args(argv)
     res = run_platform_demo(a.model, a.sentiment, a.ecg, a.port)
-    ok = all(s == 200 for s in res["status"].values())
-    print(json.dumps({"ok": ok, "url": res["url"], "status": res["status"]}), flush=True)
+    ok = all(s == 200 for s in res["status"].values()) and res["stopped"]
+    print(
+        json.dumps({"ok": ok, "url": res["url"], "status": res["status"], "stopped": res["stopped"]}),
+        flush=True,
+    )
+    if not res["stopped"]:
+        _exit_now(1)
     return 0 if ok else 1
+
+
+def _exit_now(code: int) -> None:
+    """Exit at once: when Ray hung at shutdown its processes go with us, where a normal exit would wait on
+    Ray's own exit hook again."""
+    sys.stdout.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

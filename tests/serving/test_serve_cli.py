@@ -97,3 +97,18 @@ def test_stop_is_bounded_when_serve_or_ray_hangs(monkeypatch, capsys, serve_hang
     assert calls == ["serve_shutdown", "ray_shutdown"]  # Ray is stopped even when Serve hangs
     err = capsys.readouterr().err
     assert (says in err) if says else err == ""
+
+
+@pytest.mark.parametrize(("stopped", "code"), [(True, 0), (False, 1)])
+def test_demo_fails_when_ray_does_not_stop(monkeypatch, capsys, stopped, code):
+    import serving.demo as demo
+
+    status = dict.fromkeys(("healthz", "generate"), 200)
+    monkeypatch.setattr(demo, "run_platform_demo", lambda *a, **k: {
+        "answers": {}, "status": status, "url": "http://127.0.0.1:1", "stopped": stopped})  # fmt: skip
+    exits = []
+    monkeypatch.setattr(demo, "_exit_now", exits.append)
+    assert demo.main(["--port", "1"]) == code
+    assert exits == ([] if stopped else [1])
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last["stopped"] is stopped and last["ok"] is stopped
