@@ -24,6 +24,7 @@ __all__ = [
     "main",
     "start",
     "stop",
+    "exit_now",
     "wait_ready",
     "parse_args",
     "worker_env",
@@ -265,6 +266,13 @@ def stop(serve_timeout_s: float = 45.0, ray_timeout_s: float = 30.0) -> bool:
     return False
 
 
+def exit_now(code: int) -> None:
+    """Exit at once, after ``stop()`` found Ray hung: Ray's processes share the driver's fate, so they end
+    too, where a normal exit would wait on Ray's own exit hook again."""
+    sys.stdout.flush()
+    os._exit(code)
+
+
 def _install_signal_handlers() -> None:
     """SIGINT (Ctrl-C) and SIGTERM (``docker stop``, a scheduler) shut the server down, so Ray's processes go
     with us; SIGUSR1 prints every thread's stack to stderr (``kill -USR1 PID`` shows where a stuck server
@@ -321,10 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         if not stop():
-            # Ray's processes share the driver's fate: exiting now ends them too, where a normal exit would
-            # wait on Ray's own exit hook again.
-            sys.stdout.flush()
-            os._exit(1)
+            exit_now(1)
     return 0
 
 

@@ -14,6 +14,7 @@ import sys
 
 import httpx
 
+from .cli import exit_now, start, stop
 from .examples import example_beat
 from .paths import ModelPaths
 
@@ -66,8 +67,6 @@ def run_platform_demo(
     Missing models are replaced by tiny random-init debug models. Returns ``{"answers", "status", "url",
     "stopped"}`` (``stopped``: False when Ray did not shut down in bounded time, see ``serving.cli.stop``).
     """
-    from .cli import start, stop
-
     url = start(ModelPaths(lm=model_dir, sentiment=sentiment_dir, ecg=ecg_dir), "127.0.0.1", port)
     key = os.environ.get("EVOSPIKENET_API_KEY")
     headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -100,15 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     if not res["stopped"]:
-        _exit_now(1)
+        exit_now(1)
     return 0 if ok else 1
-
-
-def _exit_now(code: int) -> None:
-    """Exit at once: when Ray hung at shutdown its processes go with us, where a normal exit would wait on
-    Ray's own exit hook again."""
-    sys.stdout.flush()
-    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -107,7 +107,7 @@ def test_demo_fails_when_ray_does_not_stop(monkeypatch, capsys, stopped, code):
     monkeypatch.setattr(demo, "run_platform_demo", lambda *a, **k: {
         "answers": {}, "status": status, "url": "http://127.0.0.1:1", "stopped": stopped})  # fmt: skip
     exits = []
-    monkeypatch.setattr(demo, "_exit_now", exits.append)
+    monkeypatch.setattr(demo, "exit_now", exits.append)
     assert demo.main(["--port", "1"]) == code
     assert exits == ([] if stopped else [1])
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
