@@ -9,13 +9,19 @@ the SNN literature. Floating point (the float models, and the float run of a spi
   ``H = beta V + I`` (a multiply and an add, 4.6 pJ), the threshold compare (an add, 0.9 pJ) and the reset
   by subtraction (an add, 0.9 pJ, counted at every step whether or not the neuron fired).
 
-Integer (``INTEGER_45NM``, the integer core: INT8 weights and spikes, INT16 membranes, INT32 accumulators):
+Integer (``INTEGER_45NM``, the integer core: INT8 weights and spikes, INT16 membranes, INT32 accumulators;
+Horowitz gives 0.03 pJ for an 8-bit and 0.1 pJ for a 32-bit add, a 16-bit add is taken as 0.05 pJ):
 
 * SOP ``0.1 pJ``: one 32-bit integer add (an INT8 weight into the INT32 accumulator);
 * MAC ``0.3 pJ``: an 8-bit integer multiply (0.2 pJ) plus the 32-bit add;
-* update ``0.25 pJ``: the shift leak ``V - (V >> k)`` (a 16-bit subtract, 0.05 pJ; the shift is wiring),
-  the 32-bit add of the input current (0.1 pJ), the 16-bit compare and the 16-bit reset subtract (0.05 pJ
-  each; Horowitz gives 0.03 pJ for 8 and 0.1 pJ for 32 bits, 16 bits is taken as 0.05 pJ).
+* update ``0.25 pJ``: five 16-bit operations of ``int_lif_step`` (0.05 pJ each): the rounded shift leak
+  ``V - ((V + 2^(k-1)) >> k)`` (an add and a subtract; the shift is wiring), the add of the input current
+  (saturated to INT16), the threshold compare and the reset subtract.
+
+``INTEGER16_45NM`` is the same core with INT16 accumulators: SOP ``0.05 pJ`` (a 16-bit add), the other
+prices unchanged (a MAC's INT8 x INT8 products still accumulate in 32 bits). It applies only where every
+accumulator is proven not to overflow 16 bits for any input, as ``evospikenet.models.ecg.integer_core``
+checks from the weights (the sum of a row's absolute integer weights and bias).
 
 Memory: ``E_SRAM = 5 pJ`` per 32-bit read or write from an 8 kB SRAM, scaled by the width of the word (an int8
 weight costs ``5 pJ * 8 / 32``).
@@ -48,6 +54,7 @@ __all__ = [
     "OpCounter",
     "HOROWITZ_45NM",
     "INTEGER_45NM",
+    "INTEGER16_45NM",
     "linear_sops",
     "linear_macs",
     "conv_macs",
@@ -98,6 +105,9 @@ class EnergyModel:
 HOROWITZ_45NM = EnergyModel()
 INTEGER_45NM = EnergyModel(
     e_sop_j=0.1e-12, e_mac_j=0.3e-12, e_update_j=0.25e-12, weight_bits=8, act_bits=8, state_bits=16
+)
+INTEGER16_45NM = EnergyModel(
+    e_sop_j=0.05e-12, e_mac_j=0.3e-12, e_update_j=0.25e-12, weight_bits=8, act_bits=8, state_bits=16
 )
 
 

@@ -13,8 +13,9 @@ are scored. The last stdout line is one JSON object::
      "integer_core_accuracy", "integer_core_energy_per_beat_j"}
 
 Energies come from ``evospikenet.energy`` measured on the scored beats: the float run priced with
-``HOROWITZ_45NM`` (32-bit float), the integer core's run counted from its own spikes and priced with
-``INTEGER_45NM``; ``_mem`` adds SRAM accesses. The baseline's (ResNet-18-1D) and the float twin's figures are
+``HOROWITZ_45NM`` (32-bit float), the integer core's run counted from its own spikes and priced at its
+accumulator width (``INTEGER16_45NM`` when every accumulator provably fits 16 bits, else ``INTEGER_45NM``;
+``evospikenet.models.ecg_integer``); ``_mem`` adds SRAM accesses. The baseline's (ResNet-18-1D) and the float twin's figures are
 the ones ``make ecg`` recorded in the spiking model's config (a float model scored here is its own baseline).
 ``integer_core_*`` is null for a float model or with ``--no-integer``.
 """
@@ -25,7 +26,7 @@ import argparse
 import sys
 
 from evospikenet.data.mitdb import AAMI_CLASSES, BeatSet, BeatWindow, load_beats
-from evospikenet.energy import HOROWITZ_45NM, INTEGER_45NM, OpCounter
+from evospikenet.energy import HOROWITZ_45NM, OpCounter
 
 # torch, transformers and torchmetrics are imported inside the functions: registering this subcommand in
 # ``evospikenet-eval`` stays cheap.
@@ -101,14 +102,16 @@ def evaluate_beats(model, beats: BeatSet, batch_size: int = 1024, integer: bool 
     same figures of the integer run."""
     import torch
 
-    from evospikenet.models.ecg import ECGSpikingNet, integer_forward
+    from evospikenet.models.ecg import ECGSpikingNet
+    from evospikenet.models.ecg_integer import integer_core, integer_forward
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
     model.eval()
     runs = {"float": (lambda xb, rb, c: model(xb, rb, counter=c), HOROWITZ_45NM)}
     if integer and type(model) is ECGSpikingNet:  # not the twin, a subclass
-        runs["integer"] = (lambda xb, rb, c: integer_forward(model, xb, rb, counter=c), INTEGER_45NM)
+        core = integer_core(model)
+        runs["integer"] = (lambda xb, rb, c: integer_forward(model, xb, rb, c, core), core.energy_model)
     x, rr = torch.from_numpy(beats.x), torch.from_numpy(beats.rr)
     n = max(len(beats), 1)
     out = {}
@@ -131,6 +134,8 @@ def evaluate_beats(model, beats: BeatSet, batch_size: int = 1024, integer: bool 
                 "updates_per_beat": rep.updates / n,
                 "predictions": pred,
             }
+    if "integer" in out:
+        out["integer"]["accumulator_bits"] = core.acc_bits
     res = out["float"]
     res["integer_core"] = out.get("integer")
     return res

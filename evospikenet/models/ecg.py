@@ -15,9 +15,9 @@ spikes and by the RR features (a static current), and a non-spiking readout aver
     \mathrm{logits} = \tfrac{1}{T}\textstyle\sum_t (W_o S^{fc}_t + b_o)
 
 (``lif_multistep`` with ``r = 1 / (1 - beta)``, so ``(1 - beta) r = 1``). With ``beta = 1 - 2^-k`` the same
-network runs on the integer core (:func:`integer_forward`): BN folded into the weights, INT8 weights and
-input, INT32 accumulation, a fixed-point requantisation ``(acc * M + 2^15) >> 16`` into membrane units of
-``V_th / theta``, INT16 membranes stepped by ``int_lif_step`` with ``leak_shift = k``, integer readout.
+network runs on the integer core (``evospikenet.models.ecg_integer``): BN folded into the weights, INT8
+weights and input, INT16 membranes in units of each layer's weight LSB (no multiplier at run time),
+``int_lif_step`` with ``leak_shift = k``, integer readout.
 
 **Float twin** (``ECGFloatTwin``): the same layers and widths with ``ReLU`` in place of every LIF population
 (the input is static, so the ``T`` steps collapse into one pass), trained with the same recipe: the
@@ -39,7 +39,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..energy import OpCounter, conv_macs
-from ..functional.integer_lif import int_lif_params, int_lif_step
 from ..functional.lif import lif_multistep, lif_params
 from .ecg_base import ECGConfigBase, ECGModelBase
 from .ecg_resnet import ECGResNet18, ECGResNetConfig
@@ -51,7 +50,7 @@ __all__ = [
     "ECGSpikingNet",
     "ECGFloatTwin",
     "ECGResNet18",
-    "integer_forward",
+    "count_spiking_ops",
     "load_ecg_model",
 ]
 
@@ -69,7 +68,6 @@ class ECGSpikingConfig(ECGConfigBase):
     v_th: float = 1.0  # firing threshold of every LIF neuron
     dropout: float = 0.1  # dropout on the hidden layer's input during training
     input_scale: float = 0.05  # integer core: mV per input LSB (int8 input, calibrated on training data)
-    theta_int: int = 1024  # integer core: threshold in INT16 membrane units (V_th / theta per unit)
     baseline_energy_per_beat_j: float | None = None  # ResNet-18-1D compute energy per beat (set by training)
     baseline_energy_per_beat_mem_j: float | None = None  # ResNet-18-1D memory-inclusive energy per beat
     twin_energy_per_beat_j: float | None = None  # the float twin's compute energy per beat (set by training)
@@ -92,7 +90,7 @@ def _conv_sops(spikes: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
     return per_pos.sum() * conv.out_channels
 
 
-def _count_spiking(counter: OpCounter, model, enc_positions: int, spikes: list, B: int) -> None:
+def count_spiking_ops(counter: OpCounter, model, enc_positions: int, spikes: list, B: int) -> None:
     """Ops of one spiking forward pass: encoder and RR MACs; SOPs and state updates of every population.
 
     ``spikes``: the (T, B, C, L) spikes of the encoder and the two spiking convs, and the (T, B, H) hidden
@@ -159,7 +157,7 @@ class ECGSpikingNet(ECGModelBase):
         spikes.append(h)
         logits = self.out(h).mean(0)  # (B, n_classes)
         if counter is not None:
-            _count_spiking(counter, self, spikes[0].shape[-1], spikes, B)
+            count_spiking_ops(counter, self, spikes[0].shape[-1], spikes, B)
         return (logits, spikes) if return_spikes else logits
 
     def folded(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -206,73 +204,6 @@ class ECGFloatTwin(ECGSpikingNet):
             counter.add_macs("rr", B * cfg.n_rr * cfg.hidden)
             counter.add_macs("readout", B * cfg.hidden * cfg.n_classes)
         return self.out(h)
-
-
-def _q8(w: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """Symmetric per-tensor INT8 quantisation: integer-valued tensor and its scale."""
-    scale = max(float(w.abs().max()), 1e-12) / 127.0
-    return torch.round(w / scale).clamp(-127, 127), scale
-
-
-def _requant(acc: torch.Tensor, factor: float) -> torch.Tensor:
-    """Fixed-point rescale of integer ``acc``: ``(acc * M + 2^15) >> 16`` with ``M = round(factor 2^16)``."""
-    m = int(round(factor * 65536))
-    return (acc.to(torch.int64) * m + 32768) >> 16
-
-
-@torch.no_grad()
-def integer_forward(
-    model: ECGSpikingNet, x: torch.Tensor, rr: torch.Tensor, counter: OpCounter | None = None
-) -> torch.Tensor:
-    """Run the trained spiking net on the integer core; returns INT64 logits (B, n_classes) (argmax = class).
-
-    Convolutions and products run in float64 on integer-valued tensors, which is exact for these ranges and
-    stands in for INT32 accumulation; every other step is integer (``int_lif_step`` with INT16 membranes).
-    ``counter`` receives the ops of this run, counted from its own spikes (price them with
-    ``evospikenet.energy.INTEGER_45NM``).
-    """
-    cfg = model.config
-    model._check(x, rr)
-    T, B, unit = cfg.time_steps, x.shape[0], cfg.v_th / cfg.theta_int  # unit: volts per membrane LSB
-    p = int_lif_params(v_th=cfg.theta_int, leak="shift", leak_shift=cfg.leak_shift, reset="subtract")
-    folded = model.folded()
-    xq = torch.round(x.double() / cfg.input_scale).clamp(-127, 127).unsqueeze(1)  # (B, 1, L) int8 values
-
-    def run_lif(cur_steps):  # cur_steps: list of T int64 tensors -> (T, ...) int8 spikes
-        state, out = None, []
-        for c in cur_steps:
-            s, state = int_lif_step(c.clamp(-32768, 32767).to(torch.int32), state, p)
-            out.append(s)
-        return torch.stack(out)
-
-    def conv_current(inp, i, in_scale):
-        w, b = folded[i]
-        wq, sw = _q8(w.double())
-        conv = model.convs[i]
-        acc = F.conv1d(inp, wq, stride=conv.stride, padding=conv.padding).round().to(torch.int64)
-        bias = torch.round(b.double() / unit).to(torch.int64)[:, None]
-        return _requant(acc, in_scale * sw / unit) + bias
-
-    cur = conv_current(xq, 0, cfg.input_scale)  # (B, C1, L1), the same every step
-    s = run_lif([cur] * T)
-    spikes = [s]
-    for i in (1, 2):
-        cur = conv_current(s.reshape(T * B, *s.shape[2:]).double(), i, 1.0)
-        s = run_lif(list(cur.reshape(T, B, *cur.shape[1:]).unbind(0)))
-        spikes.append(s)
-    wq, sw = _q8(model.fc.weight.double())
-    rq, srr = _q8(model.rr_proj.weight.double())
-    z = model.standardise_rr(rr.float()).double()
-    zq, sz = torch.round(z / (8 / 127)).clamp(-127, 127), 8 / 127
-    static = _requant((zq @ rq.T).round().to(torch.int64), sz * srr / unit)
-    static = static + torch.round(model.fc.bias.double() / unit).to(torch.int64)
-    flat = s.reshape(T, B, -1).double()
-    h = run_lif([_requant((flat[t] @ wq.T).round().to(torch.int64), sw / unit) + static for t in range(T)])
-    if counter is not None:
-        _count_spiking(counter, model, spikes[0].shape[-1], [*spikes, h], B)
-    oq, so = _q8(model.out.weight.double())
-    acc = sum((h[t].double() @ oq.T).round().to(torch.int64) for t in range(T))
-    return acc + T * torch.round(model.out.bias.double() / so).to(torch.int64)
 
 
 def load_ecg_model(path) -> ECGModelBase:
