@@ -86,7 +86,7 @@ ecg: install
 sst2: install
 	HF_HUB_OFFLINE=1 $(PY) -m training.sst2_run
 
-# make sst2 plus the distilled student's float twin (the ANN baseline of the same sizes, about 11 min more).
+# make sst2 plus the distilled student's float twin (the ANN baseline of the same sizes, about 8 min more).
 sst2-twin: install
 	HF_HUB_OFFLINE=1 $(PY) -m training.sst2_run --float-twin
 

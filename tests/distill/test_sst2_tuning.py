@@ -128,10 +128,14 @@ def test_datamodule_tunes_on_the_slice_without_reading_dev(tmp_path):
 
 
 def test_candidate_recipe_swaps_the_teacher_and_keeps_outputs_apart(tmp_path):
-    out, teacher = tmp_path / "T4_w1_e1", tmp_path / "teacher"
-    cfg = candidate_recipe(str(REPO / "recipes/sst2/distill.yaml"), out, teacher, 4, 1.0, 1)
+    out, teacher = tmp_path / "T4_w3_e2", tmp_path / "teacher"
+    recipe = yaml.safe_load((REPO / "recipes/sst2/distill.yaml").read_text())
+    init = recipe["model"]["init_args"]
+    mine = (init["model_config"]["time_steps"], init["feature_weight"], recipe["trainer"]["max_epochs"])
+    assert all(a != b for a, b in zip(mine, (4, 3.0, 2)))  # every value below differs from the recipe's
+    cfg = candidate_recipe(str(REPO / "recipes/sst2/distill.yaml"), out, teacher, 4, 3.0, 2)
     tr, m, d = cfg["trainer"], cfg["model"]["init_args"], cfg["data"]["init_args"]
-    assert m["model_config"]["time_steps"] == 4 and m["feature_weight"] == 1.0 and tr["max_epochs"] == 1
+    assert m["model_config"]["time_steps"] == 4 and m["feature_weight"] == 3.0 and tr["max_epochs"] == 2
     assert d["tuning"] is True and d["teacher"] == m["feature_teacher"] == str(teacher)
     assert d["soft_label_cache"] == str(tmp_path / "soft_labels") and "max_steps" not in tr
     assert tr["limit_val_batches"] == 0 and tr["enable_checkpointing"] is False
