@@ -20,7 +20,7 @@ Horowitz gives 0.03 pJ for an 8-bit and 0.1 pJ for a 32-bit add, a 16-bit add is
 
 ``INTEGER16_45NM`` is the same core with INT16 accumulators: SOP ``0.05 pJ`` (a 16-bit add), the other
 prices unchanged (a MAC's INT8 x INT8 products still accumulate in 32 bits). It applies only where every
-accumulator is proven not to overflow 16 bits for any input, as ``evospikenet.models.ecg.integer_core``
+accumulator is proven not to overflow 16 bits for any input, as ``evospikenet.models.ecg_integer.integer_core``
 checks from the weights (the sum of a row's absolute integer weights and bias).
 
 Memory: ``E_SRAM = 5 pJ`` per 32-bit read or write from an 8 kB SRAM, scaled by the width of the word (an int8
