@@ -16,8 +16,8 @@ Energies come from ``evospikenet.energy`` measured on the scored beats: the floa
 ``HOROWITZ_45NM`` (32-bit float), the integer core's run counted from its own spikes and priced at its
 accumulator width (``INTEGER16_45NM`` when every accumulator provably fits 16 bits, else ``INTEGER_45NM``;
 ``evospikenet.models.ecg_integer``); ``_mem`` adds SRAM accesses. The baseline's (ResNet-18-1D) and the
-float twin's figures are the ones ``make ecg`` recorded in the spiking model's config (a float model scored here is its own baseline).
-``integer_core_*`` is null for a float model or with ``--no-integer``.
+float twin's figures are the ones ``make ecg`` recorded in the spiking model's config (a float model scored
+here is its own baseline). ``integer_core_*`` is null for a float model or with ``--no-integer``.
 """
 
 from __future__ import annotations
