@@ -35,34 +35,36 @@ below ``2^53``); currents enter ``int_lif_step`` saturated to INT16, as the core
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
 from ..energy import INTEGER16_45NM, INTEGER_45NM, EnergyModel, OpCounter
-from ..functional.integer_lif import INT16_MAX, int_lif_params, int_lif_step
+from ..functional.integer_lif import INT16_MAX, INT16_MIN, int_lif_params, int_lif_step
+from ..quant.int8 import RR_INT8_SCALE, int8_pow2, int8_symmetric, to_int8
 from .ecg import ECGSpikingNet, count_spiking_ops
 
 __all__ = ["IntegerCore", "integer_core", "integer_forward"]
 
-_RR_SCALE = 8 / 127  # standardised RR features enter as INT8 over +-8 standard deviations
 _THETA_MAX = 2**14  # largest threshold: membranes keep a factor of 2 of headroom below INT16
 
 
 class IntegerCore(NamedTuple):
-    """An ``ECGSpikingNet`` in integers (weights float64 integer-valued, biases int64)."""
+    """An ``ECGSpikingNet`` in integers (weights float64 integer-valued, biases int64).
 
-    weights: dict[
-        str, torch.Tensor
-    ]  # INT8 values: enc/conv2/conv3 (C_out, C_in, k), fc (H, F), rr (H, 6), readout
-    bias: dict[
-        str, torch.Tensor
-    ]  # per output neuron, in that layer's membrane units (readout: its own units)
-    theta: dict[str, int]  # threshold of each spiking population, in its membrane units
-    rr_shift: int  # e: RR current in fc units = (accumulator + 2^(-e-1)) >> -e, or << e when e >= 0
-    bounds: dict[str, int]  # largest |accumulator| any input can reach, per spike-driven layer
+    ``weights``: INT8 values of enc/conv2/conv3 (C_out, C_in, k), fc (H, F), rr (H, 6) and readout (5, H);
+    ``bias``: per output neuron, in that layer's membrane units (the readout's in its own); ``theta``: each
+    spiking population's threshold in its membrane units; ``rr_shift``: ``e``, the RR current in fc units
+    being ``(accumulator + 2^(-e-1)) >> -e`` (``<< e`` when ``e >= 0``); ``bounds``: the largest
+    ``|accumulator|`` any input can reach, per spike-driven layer.
+    """
+
+    weights: dict[str, torch.Tensor]
+    bias: dict[str, torch.Tensor]
+    theta: dict[str, int]
+    rr_shift: int
+    bounds: dict[str, int]
 
     @property
     def acc_bits(self) -> int:
@@ -75,27 +77,21 @@ class IntegerCore(NamedTuple):
         return INTEGER16_45NM if self.acc_bits == 16 else INTEGER_45NM
 
 
-def _q8(w: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """Symmetric per-tensor INT8 quantisation: integer-valued float64 tensor and its scale."""
-    w = w.detach().double()
-    scale = max(float(w.abs().max()), 1e-12) / 127.0
-    return torch.round(w / scale).clamp(-127, 127), scale
-
-
 def _spiking_layer(name: str, w: torch.Tensor, v_th: float, in_scale: float = 1.0):
     """INT8 weights in membrane units, the unit (volts) and the threshold of one spiking population.
 
     The unit is the weights' LSB ``max|w| in_scale / 127``, or ``V_th / 2^14`` when that is finer (tiny weights:
     the threshold keeps a factor of 2 of headroom below the INT16 limit, at fewer than 127 weight levels)."""
-    w = w.detach().double()
-    unit = max(float(w.abs().max()) * in_scale / 127.0, v_th / _THETA_MAX)
+    w = w.detach().double() * in_scale
+    unit = max(float(w.abs().max()) / 127.0, v_th / _THETA_MAX)
     theta = round(v_th / unit)
     if theta < 1:
         raise ValueError(
             f"layer {name!r}: threshold rounds to {v_th / unit:.3g} membrane units (V_th / weight LSB), below "
-            f"1: its weights (max |w| {float(w.abs().max()):.3g}) are too large for v_th {v_th:g} on an INT8 core"
+            f"1: its weights (max |w| {float(w.abs().max()) / in_scale:.3g}) are too large for v_th {v_th:g} on an "
+            "INT8 core"
         )
-    return torch.round(w * in_scale / unit).clamp(-127, 127), unit, theta
+    return to_int8(w, unit), unit, theta
 
 
 def _shift(acc: torch.Tensor, e: int) -> torch.Tensor:
@@ -113,10 +109,10 @@ def integer_core(model: ECGSpikingNet) -> IntegerCore:
         b[name] = torch.round(bf.detach().double() / unit).to(torch.int64)
     w["fc"], s_fc, theta["fc"] = _spiking_layer("fc", model.fc.weight, cfg.v_th)
     b["fc"] = torch.round(model.fc.bias.detach().double() / s_fc).to(torch.int64)
-    rr = model.rr_proj.weight.detach().double() * _RR_SCALE / s_fc  # fc units per RR LSB
-    e = math.ceil(math.log2(max(float(rr.abs().max()), 1e-12) / 127.0))
-    w["rr"] = torch.round(rr / 2.0**e).clamp(-127, 127)
-    w["readout"], s_o = _q8(model.out.weight)
+    w["rr"], e = int8_pow2(
+        model.rr_proj.weight.detach().double() * RR_INT8_SCALE / s_fc
+    )  # fc units per RR LSB
+    w["readout"], s_o = int8_symmetric(model.out.weight)
     b["readout"] = torch.round(model.out.bias.detach().double() / s_o).to(torch.int64)
     for name in ("conv2", "conv3"):
         bounds[name] = int((w[name].abs().sum((1, 2)) + b[name].abs()).max())
@@ -150,7 +146,7 @@ def integer_forward(
         p = int_lif_params(v_th=core.theta[name], leak="shift", leak_shift=cfg.leak_shift, reset="subtract")
         state, out = None, []
         for c in currents:
-            s, state = int_lif_step(c.clamp(-32768, 32767).to(torch.int32), state, p)
+            s, state = int_lif_step(c.clamp(INT16_MIN, INT16_MAX).to(torch.int32), state, p)
             out.append(s)
         return torch.stack(out)
 
@@ -159,14 +155,14 @@ def integer_forward(
         acc = F.conv1d(inp, W[name], stride=c.stride, padding=c.padding).round().to(torch.int64)
         return acc + core.bias[name][:, None]
 
-    xq = torch.round(x.double() / cfg.input_scale).clamp(-127, 127).unsqueeze(1)  # (B, 1, L) INT8 values
+    xq = to_int8(x, cfg.input_scale).unsqueeze(1)  # (B, 1, L) INT8 values
     s = lif("enc", [conv("enc", xq, 0)] * T)  # the encoder's current is the same every step
     spikes = [s]
     for i, name in ((1, "conv2"), (2, "conv3")):
         cur = conv(name, s.reshape(T * B, *s.shape[2:]).double(), i)  # (T*B, C, L)
         s = lif(name, list(cur.reshape(T, B, *cur.shape[1:]).unbind(0)))
         spikes.append(s)
-    z = torch.round(model.standardise_rr(rr.float()).double() / _RR_SCALE).clamp(-127, 127)  # (B, 6) INT8
+    z = to_int8(model.standardise_rr(rr.float()), RR_INT8_SCALE)  # (B, 6) INT8 values
     static = _shift((z @ W["rr"].T).round().to(torch.int64), core.rr_shift) + core.bias["fc"]  # (B, H)
     flat = s.reshape(T, B, -1).double()
     h = lif("fc", [(flat[t] @ W["fc"].T).round().to(torch.int64) + static for t in range(T)])

@@ -47,6 +47,7 @@ import numpy as np
 import torch
 
 from ..functional.integer_lif import LoihiLIFParams, loihi_lif_step
+from .int8 import RR_INT8_SCALE, int8_pow2, to_int8
 
 __all__ = [
     "LoihiPop",
@@ -293,9 +294,8 @@ def _spiking_pop(name, w_float, b, dv, in_scale=1.0, conn_name=None, pre=None):
 
 
 def _extra_conn(name, pre, pop: LoihiPop, w_float, in_scale):
-    w = w_float.double() * in_scale * pop.vth
-    e = math.ceil(math.log2(max(float(w.abs().max()), 1e-30) / 127.0))
-    return LoihiConn(name, pre, pop.name, torch.round(w / 2.0**e).clamp(-127, 127).to(torch.int32), e)
+    wq, e = int8_pow2(w_float.double() * in_scale * pop.vth)
+    return LoihiConn(name, pre, pop.name, wq.to(torch.int32), e)
 
 
 @torch.no_grad()
@@ -321,7 +321,7 @@ def quantize_ecg(model) -> LoihiNet:
         pops.append(pop)
         conns.append(conn)
         pre = pop.name
-    z_scale = 8.0 / 127.0
+    z_scale = RR_INT8_SCALE
     fc_pop, fc_conn = _spiking_pop(
         "lif_fc", model.fc.weight.double(), model.fc.bias.double(), dv, 1.0, "fc", pre
     )
@@ -360,11 +360,11 @@ def quantize_ecg(model) -> LoihiNet:
 def encode_ecg(net: LoihiNet, x: torch.Tensor, rr: torch.Tensor) -> dict[str, torch.Tensor]:
     """Graded int8 inputs of beats ``x`` (B, L) mV and raw RR features ``rr`` (B, 6), as the host sends them."""
     m = net.meta
-    xq = torch.round(x.double() / m["x_scale"]).clamp(-127, 127).to(torch.int32)
+    xq = to_int8(x, m["x_scale"]).to(torch.int32)
     z = (rr.double() - torch.tensor(m["rr_mean"], dtype=torch.float64)) / torch.tensor(
         m["rr_std"], dtype=torch.float64
     )
-    zq = torch.round(z / m["z_scale"]).clamp(-127, 127).to(torch.int32)
+    zq = to_int8(z, m["z_scale"]).to(torch.int32)
     return {"x": xq, "rr": zq}
 
 
